@@ -1,0 +1,48 @@
+"""eelbert_hf: EELBERT — BERT with n-gram hash embeddings instead of an input-embedding table.
+
+Importing this package registers the EELBERT config, tokenizer and models with transformers' Auto classes,
+so `AutoModel.from_pretrained(folder)` works without `trust_remote_code`. The files under `modeling/` and
+`tokenization/` are the ones a saved folder carries for users who load it with `trust_remote_code=True`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
+
+from .modeling.configuration_eelbert import EELBertConfig
+from .modeling.modeling_eelbert import (
+    EELBertForMaskedLM,
+    EELBertForSequenceClassification,
+    EELBertModel,
+    EELBertPreTrainedModel,
+)
+from .tokenization.tokenization_eelbert import EELBertTokenizer
+
+__version__ = "0.1.0"
+
+MODEL_AUTO_CLASSES = {
+    "AutoModel": (AutoModel, EELBertModel),
+    "AutoModelForMaskedLM": (AutoModelForMaskedLM, EELBertForMaskedLM),
+    "AutoModelForSequenceClassification": (AutoModelForSequenceClassification, EELBertForSequenceClassification),
+}
+
+AutoConfig.register(EELBertConfig.model_type, EELBertConfig, exist_ok=True)
+AutoTokenizer.register(EELBertConfig, tokenizer_class=EELBertTokenizer, exist_ok=True)
+EELBertConfig.register_for_auto_class("AutoConfig")
+EELBertTokenizer.register_for_auto_class("AutoTokenizer")
+for _name, (_auto, _model) in MODEL_AUTO_CLASSES.items():
+    _auto.register(EELBertConfig, _model, exist_ok=True)
+    _model.register_for_auto_class(_name)
+
+__all__ = [
+    "EELBertConfig",
+    "EELBertModel",
+    "EELBertForMaskedLM",
+    "EELBertForSequenceClassification",
+    "EELBertPreTrainedModel",
+    "EELBertTokenizer",
+]

@@ -1,0 +1,1 @@
+"""Hub-facing model files: flat, importing only torch/transformers and each other."""

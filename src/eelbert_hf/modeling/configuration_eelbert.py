@@ -1,0 +1,129 @@
+"""EELBERT configuration: BERT's fields plus the n-gram hash fields."""
+
+from transformers import PreTrainedConfig
+
+from .ngram_embedding import HASH_SCHEME, MAX_NGRAMS_LIMIT
+
+EMBEDDING_TYPES = ("dynamic", "table")
+# name -> (layers, hidden, heads, intermediate); "uno" is the 1-layer model of the paper's smallest result.
+PRESETS = {
+    "base": (12, 768, 12, 3072),
+    "mini": (4, 256, 4, 1024),
+    "tiny": (2, 128, 2, 512),
+    "uno": (1, 128, 2, 512),
+}
+# Written into every saved config.json, so a folder loads through any of these Auto classes with remote code.
+AUTO_MAP = {
+    "AutoConfig": "configuration_eelbert.EELBertConfig",
+    "AutoModel": "modeling_eelbert.EELBertModel",
+    "AutoModelForMaskedLM": "modeling_eelbert.EELBertForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_eelbert.EELBertForSequenceClassification",
+}
+
+
+class EELBertConfig(PreTrainedConfig):
+    r"""Configuration of an EELBERT model.
+
+    Args beyond [`BertConfig`]'s:
+        embedding_type (`str`, defaults to `"dynamic"`): `"dynamic"` computes token embeddings from
+            `ngram_ids` (no table); `"table"` is a plain learned `vocab_size x hidden_size` table fed by
+            `input_ids` — the same code path as BERT, for baselines.
+        hash_scheme (`str`, defaults to `"eelbert-ngram-v1"`): version of the n-gram hash spec.
+        ngram_min_n, ngram_max_n (`int`, default 1 and 3): character n-gram lengths the tokenizer emits.
+        max_ngrams_per_token (`int`, defaults to 48): width of `ngram_ids` (at most 128).
+        ngram_seed (`int`, defaults to 0): seed of the per-dimension hash constants.
+    """
+
+    model_type = "eelbert"
+
+    def __init__(
+        self,
+        vocab_size=30522,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        classifier_dropout=None,
+        embedding_type="dynamic",
+        hash_scheme=HASH_SCHEME,
+        ngram_min_n=1,
+        ngram_max_n=3,
+        max_ngrams_per_token=48,
+        ngram_seed=0,
+        **kwargs,
+    ):
+        kwargs.setdefault("tie_word_embeddings", False)  # the MLM output layer is its own, never tied
+        kwargs.setdefault("auto_map", dict(AUTO_MAP))
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.classifier_dropout = classifier_dropout
+        self.embedding_type = embedding_type
+        self.hash_scheme = hash_scheme
+        self.ngram_min_n = ngram_min_n
+        self.ngram_max_n = ngram_max_n
+        self.max_ngrams_per_token = max_ngrams_per_token
+        self.ngram_seed = ngram_seed
+        self.is_decoder = False  # an encoder: BERT's decoder/cache paths are not supported
+        self.add_cross_attention = False
+        self.use_cache = False
+        self.check()
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "EELBertConfig":
+        """`"base"`, `"mini"`, `"tiny"` or `"uno"` (L12/H768, L4/H256, L2/H128, L1/H128), then `overrides`."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        layers, hidden, heads, intermediate = PRESETS[name]
+        fields = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads)
+        return cls(**{**fields, "intermediate_size": intermediate, **overrides})
+
+    def check(self):
+        """Raise a ``ValueError`` naming the first invalid field."""
+        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                    "max_position_embeddings", "type_vocab_size")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                             f"({self.num_attention_heads})")
+        if self.embedding_type not in EMBEDDING_TYPES:
+            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
+        if self.hash_scheme != HASH_SCHEME:
+            raise ValueError(f"this checkpoint uses hash_scheme {self.hash_scheme!r}, but the installed EELBERT code "
+                             f"implements {HASH_SCHEME!r}: load it with the code version that wrote it")
+        if not (isinstance(self.ngram_min_n, int) and isinstance(self.ngram_max_n, int)
+                and 1 <= self.ngram_min_n <= self.ngram_max_n):
+            raise ValueError(f"need integers 1 <= ngram_min_n <= ngram_max_n, got {self.ngram_min_n}, {self.ngram_max_n}")
+        if not (isinstance(self.max_ngrams_per_token, int) and 1 <= self.max_ngrams_per_token <= MAX_NGRAMS_LIMIT):
+            raise ValueError(f"max_ngrams_per_token must be in 1..{MAX_NGRAMS_LIMIT}, got {self.max_ngrams_per_token!r}")
+        if not isinstance(self.ngram_seed, int) or not 0 <= self.ngram_seed < 2**64:
+            raise ValueError(f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must lie in [0, vocab_size={self.vocab_size})")
+
+
+__all__ = ["EELBertConfig"]

@@ -1,0 +1,224 @@
+"""EELBERT: BERT whose input-embedding table is replaced by n-gram hash embeddings computed on the fly.
+
+Cohn et al., 2023, "EELBERT: Tiny Models through Dynamic Embeddings" (arXiv:2310.20144). The only new
+module is the embedding layer (`EELBertEmbeddings`, with `DynamicNgramEmbeddings` in `ngram_embedding.py`);
+the encoder, pooler, heads and losses are transformers' own BERT classes, reused by inheritance.
+"""
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import MaskedLMOutput
+from transformers.models.bert.modeling_bert import (
+    BertEncoder,
+    BertForSequenceClassification,
+    BertModel,
+    BertPooler,
+    BertPreTrainedModel,
+    BertPredictionHeadTransform,
+)
+
+from .configuration_eelbert import EELBertConfig
+from .ngram_embedding import MAX_NGRAM_ID, DynamicNgramEmbeddings
+
+
+def _check_tensor(name, tensor, low, high, hint):
+    """Raise a clear error for a non-integer or out-of-range id tensor instead of an IndexError deep in torch."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}; {hint}")
+    if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integers (torch.long), got {tensor.dtype}; {hint}")
+    if tensor.numel() and not torch.compiler.is_compiling():
+        smallest, largest = int(tensor.min()), int(tensor.max())
+        if smallest < low or largest > high:
+            raise ValueError(f"{name} values must lie in [{low}, {high}], got [{smallest}, {largest}]; {hint}")
+
+
+class EELBertEmbeddings(nn.Module):
+    """Token embedding (dynamic n-gram hash, or a table) + BERT's position and segment embeddings."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        if config.embedding_type == "dynamic":
+            self.ngram_embeddings = DynamicNgramEmbeddings(config)
+        else:  # "table": BERT's own table and parameter name, so BERT checkpoints load into it
+            self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.position_ids = nn.Buffer(torch.arange(config.max_position_embeddings)[None], persistent=False)
+
+    def token_embeddings(self, input_ids=None, ngram_ids=None):
+        """The part that replaces BERT's table: (B, S) ids or (B, S, K) n-gram ids -> (B, S, d)."""
+        config = self.config
+        if config.embedding_type == "table":
+            if input_ids is None:
+                raise ValueError("embedding_type='table' needs input_ids (or inputs_embeds)")
+            _check_tensor("input_ids", input_ids, 0, config.vocab_size - 1, "use the tokenizer the model was trained with")
+            return self.word_embeddings(input_ids)
+        hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
+        if ngram_ids is None:
+            raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {hint}")
+        _check_tensor("ngram_ids", ngram_ids, 0, MAX_NGRAM_ID, hint)
+        width = config.max_ngrams_per_token
+        if ngram_ids.dim() != 3 or ngram_ids.shape[-1] != width:
+            raise ValueError(f"ngram_ids must have shape (batch, seq_len, {width}), got {tuple(ngram_ids.shape)}; {hint}")
+        if input_ids is not None and tuple(input_ids.shape) != tuple(ngram_ids.shape[:2]):
+            raise ValueError(f"input_ids shape {tuple(input_ids.shape)} does not match ngram_ids shape "
+                             f"{tuple(ngram_ids.shape)}: both must come from the same EELBertTokenizer call")
+        embeddings = self.ngram_embeddings(ngram_ids.long())
+        return embeddings.to(self.position_embeddings.weight.dtype)
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, **kwargs):
+        # Called by BertModel.forward, which receives the token embeddings as `inputs_embeds`.
+        if inputs_embeds is None:
+            inputs_embeds = self.token_embeddings(input_ids, kwargs.get("ngram_ids"))
+        batch, seq = inputs_embeds.shape[:2]
+        if position_ids is None:
+            if seq > self.config.max_position_embeddings:
+                raise ValueError(f"sequence length {seq} exceeds max_position_embeddings="
+                                 f"{self.config.max_position_embeddings}: tokenize with truncation=True")
+            position_ids = self.position_ids[:, :seq]
+        else:
+            _check_tensor("position_ids", position_ids, 0, self.config.max_position_embeddings - 1, "")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=inputs_embeds.device)
+        else:
+            _check_tensor("token_type_ids", token_type_ids, 0, self.config.type_vocab_size - 1,
+                          f"this model has type_vocab_size={self.config.type_vocab_size}")
+        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class EELBertPreTrainedModel(BertPreTrainedModel):
+    config_class = EELBertConfig
+    base_model_prefix = "bert"
+    _keys_to_ignore_on_load_unexpected = [r"cls\.predictions\.bias"]  # BERT's tied bias has no twin here
+
+    def __init__(self, config, *args, **kwargs):
+        # Skip the Bert* constructors that follow in the MRO: they would build the vocab x hidden table.
+        PreTrainedModel.__init__(self, config, *args, **kwargs)
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, DynamicNgramEmbeddings):
+            module.reset_constants()
+        elif isinstance(module, EELBertEmbeddings):
+            with torch.no_grad():
+                module.position_ids.copy_(torch.arange(module.position_ids.shape[-1])[None])
+
+
+class EELBertModel(EELBertPreTrainedModel, BertModel):
+    """BERT encoder fed by EELBERT embeddings; `forward` is BertModel's, after the token-embedding step."""
+
+    _no_split_modules = ["EELBertEmbeddings", "BertLayer"]
+
+    def __init__(self, config, add_pooling_layer=True):
+        super().__init__(config)
+        self.embeddings = EELBertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        embeddings = self.embeddings
+        return embeddings.ngram_embeddings if self.config.embedding_type == "dynamic" else embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        if self.config.embedding_type == "dynamic":
+            raise ValueError("a dynamic EELBERT has no input-embedding table to replace")
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, **kwargs):
+        if inputs_embeds is None:
+            inputs_embeds = self.embeddings.token_embeddings(input_ids, ngram_ids)
+        if attention_mask is not None and tuple(attention_mask.shape) != tuple(inputs_embeds.shape[:2]):
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape "
+                             f"{tuple(inputs_embeds.shape[:2])}")
+        return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs)
+
+
+class EELBertLMHead(nn.Module):
+    """BERT's MLM transform + a decoupled, trainable output layer (never tied to an input table)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, hidden_states):
+        return self.decoder(self.transform(hidden_states))
+
+
+class EELBertForMaskedLM(EELBertPreTrainedModel):
+    _tied_weights_keys = None
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = EELBertModel(config, add_pooling_layer=False)
+        self.cls = nn.Module()
+        self.cls.predictions = EELBertLMHead(config)  # BERT's parameter names: cls.predictions.*
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+
+    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, **kwargs):
+        """With `labels`, logits are computed only where a label is set (`labels != -100`): `logits` is then
+        (num_labelled, vocab_size) in row-major position order. Without labels: (B, S, vocab_size)."""
+        kwargs.pop("return_dict", None)
+        outputs = self.bert(input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
+                            token_type_ids=token_type_ids, position_ids=position_ids,
+                            inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        sequence_output = outputs.last_hidden_state
+        loss = None
+        if labels is None:
+            logits = self.cls.predictions(sequence_output)
+        else:
+            if tuple(labels.shape) != tuple(sequence_output.shape[:2]):
+                raise ValueError(f"labels shape {tuple(labels.shape)} must match the input shape "
+                                 f"{tuple(sequence_output.shape[:2])}")
+            selected = labels != -100
+            logits = self.cls.predictions(sequence_output[selected])  # (B, S, d) -> (N, d) -> (N, V)
+            if logits.shape[0]:
+                loss = nn.functional.cross_entropy(logits, labels[selected])
+            else:  # nothing masked in this batch: a zero loss that still has a graph
+                loss = logits.sum() * 0.0
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
+                              attentions=outputs.attentions)
+
+
+class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceClassification):
+    """BertForSequenceClassification (single-label, regression, multi-label) over an EELBERT encoder."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = EELBertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, **kwargs):
+        # `ngram_ids` is named here so Trainer and pipelines keep it; BERT's forward passes it on to self.bert.
+        return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids, position_ids=position_ids,
+                               inputs_embeds=inputs_embeds, labels=labels, **kwargs)
+
+
+__all__ = [
+    "EELBertPreTrainedModel",
+    "EELBertModel",
+    "EELBertForMaskedLM",
+    "EELBertForSequenceClassification",
+]

@@ -1,0 +1,84 @@
+"""Model half of the EELBERT n-gram hash, scheme ``eelbert-ngram-v1``: n-gram ids -> token embeddings.
+
+EELBERT (Cohn et al., 2023, arXiv:2310.20144) computes each token's input embedding on the fly from the
+hashes of its character n-grams, so the checkpoint stores no vocab_size x hidden_size table. The tokenizer
+turns a token into n-gram ids; here every id becomes a vector in [-1, 1]^d by a seeded integer hash of
+(id, dimension), and a token's embedding is the mean of its n-gram vectors. ``docs/hash-spec.md``
+restates the spec for other languages.
+
+Every step is exact integer arithmetic or a single correctly rounded float32 operation, so numpy, torch on
+CPU or GPU and ONNX agree bit for bit:
+- ``x = (a_j * id + b_j) mod P`` with P = 2**31 - 1: products stay below 2**62, no int64 overflow;
+- the vector value is the odd integer ``2 * (x mod 2**17) - (2**17 - 1)``, later divided by 2**17 - 1;
+- a token sums at most 128 such integers, so |sum| < 2**24 and float32 adds them exactly in any order;
+- the mean is one float32 division by ``count * (2**17 - 1)`` (< 2**24, exact).
+"""
+
+import torch
+from torch import nn
+
+HASH_SCHEME = "eelbert-ngram-v1"
+HASH_PRIME = 2**31 - 1
+MAX_NGRAM_ID = 2**31 - 2  # the tokenizer emits ids 1 ..= MAX_NGRAM_ID; 0 is an empty slot
+MAX_NGRAMS_LIMIT = 128
+VALUE_BITS = 17
+VALUE_SCALE = 2**VALUE_BITS - 1  # 131071: 2 * u - VALUE_SCALE is odd and lies in [-VALUE_SCALE, VALUE_SCALE]
+MASK64 = 2**64 - 1
+
+
+def splitmix64(seed: int, count: int) -> list[int]:
+    """The first ``count`` outputs of SplitMix64 (Steele et al., 2014) seeded with ``seed`` (uint64)."""
+    state, out = seed & MASK64, []
+    for _ in range(count):
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        out.append(z ^ (z >> 31))
+    return out
+
+
+def hash_constants(seed: int, dim: int) -> tuple[list[int], list[int]]:
+    """Per-dimension constants: draw j gives ``a_j = 1 + r_{2j} mod (P - 1)`` and ``b_j = r_{2j+1} mod P``."""
+    draws = splitmix64(seed, 2 * dim)
+    return [1 + r % (HASH_PRIME - 1) for r in draws[0::2]], [r % HASH_PRIME for r in draws[1::2]]
+
+
+class DynamicNgramEmbeddings(nn.Module):
+    """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32. No trainable parameters."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.hidden_size = config.hidden_size
+        self.ngram_seed = config.ngram_seed
+        a, b = hash_constants(config.ngram_seed, config.hidden_size)
+        # Recomputable from the config, so not saved (the checkpoint keeps no embedding state at all).
+        self.hash_a = nn.Buffer(torch.tensor(a, dtype=torch.int64), persistent=False)
+        self.hash_b = nn.Buffer(torch.tensor(b, dtype=torch.int64), persistent=False)
+
+    def reset_constants(self):
+        """Refill the constants (used by ``_init_weights``: buffers are re-created after meta-device loading)."""
+        a, b = hash_constants(self.ngram_seed, self.hidden_size)
+        with torch.no_grad():
+            self.hash_a.copy_(torch.tensor(a, dtype=torch.int64))
+            self.hash_b.copy_(torch.tensor(b, dtype=torch.int64))
+
+    def ngram_values(self, ids: torch.Tensor) -> torch.Tensor:
+        """Integer-valued vectors ``2 * ((a_j * id + b_j) mod P mod 2**17) - (2**17 - 1)``: (U,) -> (U, d).
+
+        Id 0 (an empty slot) gives the zero vector.
+        """
+        x = torch.remainder(ids[:, None] * self.hash_a + self.hash_b, HASH_PRIME)  # (U, 1) * (d,) -> (U, d)
+        values = (2 * torch.remainder(x, 2**VALUE_BITS) - VALUE_SCALE).to(torch.float32)
+        return values * (ids != 0)[:, None]
+
+    def forward(self, ngram_ids: torch.Tensor) -> torch.Tensor:
+        batch, seq, width = ngram_ids.shape
+        flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (B*S, K)
+        # Hash each distinct n-gram once: a batch repeats the same few thousand n-grams many times.
+        unique_ids, inverse = torch.unique(flat, return_inverse=True)
+        values = self.ngram_values(unique_ids)  # (U, d)
+        sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (B*S, K) -> (B*S, d), exact
+        counts = (flat != 0).sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
+        embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
+        return embeddings.view(batch, seq, self.hidden_size)  # (B*S, d) -> (B, S, d)

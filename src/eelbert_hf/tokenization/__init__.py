@@ -1,0 +1,1 @@
+"""Hub-facing tokenizer files: flat, importing only numpy/torch/transformers and each other."""

@@ -1,0 +1,111 @@
+"""EELBertTokenizer: BERT's fast WordPiece tokenizer that also returns each token's n-gram ids.
+
+WordPiece runs in `tokenizers` exactly as for BERT. On top, every output carries `ngram_ids`
+(batch, seq_len, max_ngrams_per_token): for each position, the n-gram ids of that position's token
+string as defined in `ngram_hashing.token_ngram_ids`. They are looked up in a per-vocabulary table that
+is filled lazily (each token is hashed once, on first sight), so steady-state cost is one numpy gather.
+"""
+
+import importlib.util
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from transformers.models.bert.tokenization_bert import BertTokenizer
+
+from .ngram_hashing import HASH_SCHEME, check_ngram_params, token_ngram_ids
+
+
+class EELBertTokenizer(BertTokenizer):
+    model_input_names = ["input_ids", "token_type_ids", "attention_mask", "ngram_ids"]
+
+    def __init__(self, *args, hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48,
+                 **kwargs):
+        check_ngram_params(ngram_min_n, ngram_max_n, max_ngrams_per_token, hash_scheme)
+        self.hash_scheme = hash_scheme
+        self.ngram_min_n = ngram_min_n
+        self.ngram_max_n = ngram_max_n
+        self.max_ngrams_per_token = max_ngrams_per_token
+        self._ngram_table = np.zeros((0, max_ngrams_per_token), dtype=np.int64)  # row i: n-gram ids of token i
+        self._ngram_ready = np.zeros(0, dtype=bool)
+        kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
+        super().__init__(*args, hash_scheme=hash_scheme, ngram_min_n=ngram_min_n, ngram_max_n=ngram_max_n,
+                         max_ngrams_per_token=max_ngrams_per_token, **kwargs)
+
+    @classmethod
+    def from_bundled_vocab(cls, **kwargs):
+        """The bert-base-uncased WordPiece vocabulary shipped inside the `eelbert_hf` package (offline)."""
+        spec = importlib.util.find_spec("eelbert_hf")
+        if spec is None or spec.origin is None:
+            raise ValueError("from_bundled_vocab needs the eelbert_hf package installed; "
+                             "otherwise use EELBertTokenizer.from_pretrained(<folder with vocab.txt>)")
+        return cls.from_pretrained(os.path.join(os.path.dirname(spec.origin), "data"), **kwargs)
+
+    @property
+    def ngram_params(self) -> dict:
+        """The hash fields that a model's config must match."""
+        return {"hash_scheme": self.hash_scheme, "ngram_min_n": self.ngram_min_n, "ngram_max_n": self.ngram_max_n,
+                "max_ngrams_per_token": self.max_ngrams_per_token}
+
+    def token_ngram_ids(self, token: str, atom: bool | None = None) -> list[int]:
+        """The spec applied to one token string (the per-string path); special tokens are atoms."""
+        atom = token in self.all_special_tokens if atom is None else atom
+        return token_ngram_ids(token, ngram_min_n=self.ngram_min_n, ngram_max_n=self.ngram_max_n,
+                               max_ngrams_per_token=self.max_ngrams_per_token, atom=atom)
+
+    def ngram_ids_for(self, input_ids) -> np.ndarray:
+        """n-gram ids of token ids: integer array (...,) -> int64 array (..., max_ngrams_per_token)."""
+        ids = np.asarray(input_ids, dtype=np.int64)
+        size = len(self)
+        if ids.size and (ids.min() < 0 or ids.max() >= size):
+            raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
+        known = len(self._ngram_ready)
+        if known < size:  # first use, or tokens were added
+            table = np.zeros((size, self.max_ngrams_per_token), dtype=np.int64)
+            table[:known] = self._ngram_table
+            self._ngram_table, self._ngram_ready = table, np.concatenate([self._ngram_ready, np.zeros(size - known, bool)])
+        todo = np.unique(ids[~self._ngram_ready[ids]]).tolist()
+        if todo:
+            special = set(self.all_special_tokens)
+            for token_id, token in zip(todo, self.convert_ids_to_tokens(todo)):
+                row = self.token_ngram_ids(token, atom=token in special)
+                self._ngram_table[token_id, : len(row)] = row
+            self._ngram_ready[todo] = True
+        return self._ngram_table[ids]
+
+    def _with_ngram_ids(self, batch):
+        """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
+        ids = batch.get("input_ids")
+        if ids is None:
+            return batch
+        if isinstance(ids, torch.Tensor):
+            batch["ngram_ids"] = torch.from_numpy(self.ngram_ids_for(ids.cpu().numpy()))
+        elif isinstance(ids, np.ndarray):
+            batch["ngram_ids"] = self.ngram_ids_for(ids)
+        elif len(ids) and not np.isscalar(ids[0]):  # a (possibly ragged) batch of lists
+            batch["ngram_ids"] = [self.ngram_ids_for(seq).tolist() for seq in ids]
+        else:
+            batch["ngram_ids"] = self.ngram_ids_for(ids).tolist()
+        return batch
+
+    def _encode_plus(self, *args, **kwargs):
+        return self._with_ngram_ids(super()._encode_plus(*args, **kwargs))
+
+    def pad(self, encoded_inputs, *args, **kwargs):
+        # ngram_ids are a function of input_ids: drop them, pad as BERT does, and recompute them for the result.
+        if isinstance(encoded_inputs, Mapping):
+            encoded_inputs = {k: v for k, v in encoded_inputs.items() if k != "ngram_ids"}
+        elif isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
+            encoded_inputs = [{k: v for k, v in e.items() if k != "ngram_ids"} for e in encoded_inputs]
+        return self._with_ngram_ids(super().pad(encoded_inputs, *args, **kwargs))
+
+    def __getstate__(self):
+        # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
+        state = self.__dict__.copy()
+        state["_ngram_table"] = np.zeros((0, self.max_ngrams_per_token), dtype=np.int64)
+        state["_ngram_ready"] = np.zeros(0, dtype=bool)
+        return state
+
+
+__all__ = ["EELBertTokenizer"]
