@@ -187,6 +187,7 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
                 raise ValueError(f"labels shape {tuple(labels.shape)} must match the input shape "
                                  f"{tuple(sequence_output.shape[:2])}")
             selected = labels != -100
+            _check_tensor("labels", labels[selected], 0, self.config.vocab_size - 1, "use -100 for unlabelled positions")
             logits = self.cls.predictions(sequence_output[selected])  # (B, S, d) -> (N, d) -> (N, V)
             if logits.shape[0]:
                 loss = nn.functional.cross_entropy(logits, labels[selected])
@@ -211,6 +212,8 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
         # `ngram_ids` is named here so Trainer and pipelines keep it; BERT's forward passes it on to self.bert.
+        if labels is not None and self.num_labels > 1 and not labels.is_floating_point():
+            _check_tensor("labels", labels, 0, self.num_labels - 1, f"this model has num_labels={self.num_labels}")
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids, position_ids=position_ids,
                                inputs_embeds=inputs_embeds, labels=labels, **kwargs)

@@ -89,8 +89,10 @@ class EELBertTokenizer(BertTokenizer):
             batch["ngram_ids"] = self.ngram_ids_for(ids).tolist()
         return batch
 
-    def _encode_plus(self, *args, **kwargs):
-        return self._with_ngram_ids(super()._encode_plus(*args, **kwargs))
+    def _encode_plus(self, text, *args, **kwargs):
+        if isinstance(text, (list, tuple)) and not text:
+            raise ValueError("got an empty batch: pass a string or a non-empty list of strings")
+        return self._with_ngram_ids(super()._encode_plus(text, *args, **kwargs))
 
     def pad(self, encoded_inputs, *args, **kwargs):
         # ngram_ids are a function of input_ids: drop them, pad as BERT does, and recompute them for the result.

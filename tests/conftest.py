@@ -1,0 +1,25 @@
+import pytest
+
+import eelbert_hf
+from eelbert_hf import EELBertConfig, EELBertTokenizer
+
+SENTENCES = [
+    "The runner kept running, and everyone cheered!",
+    "Un café naïve — 文字 and emoji 😀 too.",
+    "short",
+]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    return EELBertTokenizer.from_bundled_vocab()
+
+
+def small_config(**overrides):
+    """A 1-layer, 32-wide EELBERT: fast enough for every unit test."""
+    fields = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return EELBertConfig(**{**fields, **overrides})
+
+
+assert eelbert_hf.EELBertModel  # the package import registers the Auto classes for every test module

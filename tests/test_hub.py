@@ -1,0 +1,116 @@
+"""The Hub round trip: a saved folder loads through the Auto classes with remote code, on a machine where
+eelbert_hf cannot be imported, both from the folder and as "org/uno-eelbert" from an offline Hub cache."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import SENTENCES
+from eelbert_hf import EELBertConfig, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
+
+HUB_FILES = {"configuration_eelbert.py", "modeling_eelbert.py", "ngram_embedding.py", "tokenization_eelbert.py",
+             "ngram_hashing.py", "config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.json"}
+AUTO_CLASSES = ["AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"]
+SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uno-eelbert")
+    torch.manual_seed(0)
+    model = EELBertForSequenceClassification(EELBertConfig.from_preset("uno", num_labels=2)).eval()
+    model.save_pretrained(folder)
+    EELBertTokenizer.from_bundled_vocab().save_pretrained(folder)
+    return folder
+
+
+def hub_cache(folder, home, repo="org/uno-eelbert"):
+    """Lay `folder` out as huggingface_hub's cache does after a download of `repo`."""
+    root = home / "hub" / f"models--{repo.replace('/', '--')}"
+    shutil.copytree(folder, root / "snapshots" / SNAPSHOT)
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(SNAPSHOT)  # no trailing newline, as the Hub client writes it
+
+
+def in_process_outputs(folder):
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    outputs = {}
+    for auto in (AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification):
+        torch.manual_seed(0)  # the MLM head is new when loading a classifier checkpoint: seed its init alike
+        model = auto.from_pretrained(folder).eval()
+        result = model(**batch)
+        outputs[auto.__name__] = (result.logits if hasattr(result, "logits") else result.last_hidden_state).tolist()
+    return batch["ngram_ids"].tolist(), outputs
+
+
+REMOTE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.modules["eelbert_hf"] = None  # the package is not installed for this user
+    import torch, transformers
+    source, sentences = sys.argv[1], json.loads(sys.argv[2])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=True)
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    outputs = {}
+    for name in ("AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"):
+        torch.manual_seed(0)
+        model = getattr(transformers, name).from_pretrained(source, trust_remote_code=True).eval()
+        assert not type(model).__module__.startswith("eelbert_hf"), type(model).__module__
+        result = model(**batch)
+        outputs[name] = (result.logits if hasattr(result, "logits") else result.last_hidden_state).tolist()
+    print(json.dumps({"tokenizer": type(tokenizer).__module__, "ngram_ids": batch["ngram_ids"].tolist(),
+                      "outputs": outputs}))
+""")
+
+
+def run_remote(source, env):
+    proc = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(source), json.dumps(SENTENCES)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_saved_folder_is_hub_ready(saved):
+    assert HUB_FILES <= set(os.listdir(saved))
+    config = json.loads((saved / "config.json").read_text())
+    assert set(config["auto_map"]) == {"AutoConfig", *AUTO_CLASSES}
+    assert config["hash_scheme"] == "eelbert-ngram-v1" and config["embedding_type"] == "dynamic"
+    tok_config = json.loads((saved / "tokenizer_config.json").read_text())
+    assert tok_config["auto_map"]["AutoTokenizer"][0] == "tokenization_eelbert.EELBertTokenizer"
+    assert {k: tok_config[k] for k in ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token")} == \
+        {"hash_scheme": "eelbert-ngram-v1", "ngram_min_n": 1, "ngram_max_n": 3, "max_ngrams_per_token": 48}
+
+
+def test_uno_checkpoint_size(saved):
+    assert os.path.getsize(saved / "model.safetensors") <= 1.25e6
+
+
+def test_local_registration_needs_no_remote_code(saved):
+    assert type(AutoModel.from_pretrained(saved)) is EELBertModel
+    assert type(AutoTokenizer.from_pretrained(saved)) is EELBertTokenizer
+
+
+@pytest.mark.parametrize("where", ["folder", "hub_cache"])
+def test_remote_code_round_trip_without_the_package(saved, tmp_path, where):
+    home = tmp_path / "hf_home"
+    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONHASHSEED": "7"}
+    if where == "hub_cache":
+        hub_cache(saved, home)
+        source = "org/uno-eelbert"
+    else:
+        source = saved
+    remote = run_remote(source, env)
+    assert remote["tokenizer"].startswith("transformers_modules")
+    ngram_ids, outputs = in_process_outputs(saved)
+    assert remote["ngram_ids"] == ngram_ids
+    for name in AUTO_CLASSES:
+        torch.testing.assert_close(torch.tensor(remote["outputs"][name]), torch.tensor(outputs[name]),
+                                   atol=1e-5, rtol=0)

@@ -1,0 +1,181 @@
+"""EELBertConfig and the models: no table, BERT semantics for heads and losses, clear errors."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from conftest import SENTENCES, small_config
+from eelbert_hf import (
+    EELBertConfig,
+    EELBertForMaskedLM,
+    EELBertForSequenceClassification,
+    EELBertModel,
+)
+from eelbert_hf.modeling.ngram_embedding import VALUE_SCALE, DynamicNgramEmbeddings
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer):
+    return tokenizer(SENTENCES, padding=True, return_tensors="pt")
+
+
+def test_presets():
+    expected = {"base": (12, 768, 12, 3072), "mini": (4, 256, 4, 1024), "tiny": (2, 128, 2, 512),
+                "uno": (1, 128, 2, 512)}
+    for name, dims in expected.items():
+        c = EELBertConfig.from_preset(name)
+        assert (c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size) == dims
+        assert c.embedding_type == "dynamic" and c.hash_scheme == "eelbert-ngram-v1"
+    assert EELBertConfig.from_preset("uno", num_labels=3, embedding_type="table").num_labels == 3
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(hidden_size=130, num_attention_heads=4), "multiple of num_attention_heads"),
+    (dict(embedding_type="sparse"), "embedding_type"),
+    (dict(hash_scheme="eelbert-ngram-v9"), "eelbert-ngram-v9"),
+    (dict(max_ngrams_per_token=129), "max_ngrams_per_token"),
+    (dict(ngram_min_n=3, ngram_max_n=2), "ngram_min_n"),
+    (dict(vocab_size=0), "vocab_size"),
+    (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob"),
+    (dict(ngram_seed=-1), "ngram_seed"),
+])
+def test_invalid_config_raises(bad, match):
+    with pytest.raises(ValueError, match=match):
+        EELBertConfig(**bad)
+    with pytest.raises(ValueError):
+        EELBertConfig.from_preset("huge")
+
+
+@pytest.mark.parametrize("cls", [EELBertModel, EELBertForSequenceClassification])
+def test_no_vocab_sized_tensor(cls):
+    config = EELBertConfig.from_preset("uno")
+    for name, tensor in cls(config).state_dict().items():
+        assert config.vocab_size not in tensor.shape, name
+    table = cls(EELBertConfig.from_preset("uno", embedding_type="table")).state_dict()
+    assert table["embeddings.word_embeddings.weight" if cls is EELBertModel
+                 else "bert.embeddings.word_embeddings.weight"].shape == (config.vocab_size, 128)
+
+
+def test_parameter_count_is_bert_minus_table():
+    uno = EELBertForSequenceClassification(EELBertConfig.from_preset("uno"))
+    bert = BertForSequenceClassification(BertConfig(hidden_size=128, num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=512))
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(bert) - count(uno) == 30522 * 128
+
+
+def test_dynamic_embedding_is_the_mean_of_ngram_vectors():
+    module = DynamicNgramEmbeddings(small_config())
+    ids = torch.tensor([[[5, 9, 9, 0], [0, 0, 0, 0], [2**31 - 2, 1, 0, 0]]])
+    out = module(ids)
+    for t, row in enumerate(ids[0]):
+        kept = row[row != 0]
+        expected = module.ngram_values(kept).mean(0) / VALUE_SCALE if len(kept) else torch.zeros(32)
+        torch.testing.assert_close(out[0, t], expected, rtol=0, atol=1e-7)
+    assert out.abs().max() <= 1.0
+
+
+def test_forward_shapes_and_padding_invariance(tokenizer, batch):
+    model = EELBertModel(small_config()).eval()
+    out = model(**batch, output_hidden_states=True)
+    assert out.last_hidden_state.shape == (3, batch["input_ids"].shape[1], 32)
+    assert len(out.hidden_states) == 2 and out.pooler_output.shape == (3, 32)
+    longer = tokenizer(SENTENCES, padding="max_length", max_length=40, return_tensors="pt")
+    n = batch["input_ids"].shape[1]
+    torch.testing.assert_close(model(**longer).last_hidden_state[:, :n][batch["attention_mask"].bool()],
+                               out.last_hidden_state[batch["attention_mask"].bool()], atol=1e-5, rtol=0)
+    single = model(**tokenizer(SENTENCES[2], return_tensors="pt")).last_hidden_state[0]
+    torch.testing.assert_close(single, out.last_hidden_state[2, : len(single)], atol=1e-5, rtol=0)
+    as_tuple = model(**batch, return_dict=False)
+    torch.testing.assert_close(as_tuple[0], out.last_hidden_state)
+
+
+def test_inputs_embeds_path_matches(batch):
+    model = EELBertModel(small_config()).eval()
+    embeds = model.embeddings.token_embeddings(batch["input_ids"], batch["ngram_ids"])
+    via_embeds = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
+    torch.testing.assert_close(via_embeds.last_hidden_state, model(**batch).last_hidden_state)
+
+
+def test_table_variant_uses_input_ids(batch):
+    model = EELBertModel(small_config(embedding_type="table")).eval()
+    with_ngrams = model(**batch).last_hidden_state
+    without = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    torch.testing.assert_close(with_ngrams, without)
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda b: b.pop("ngram_ids"), ValueError, "EELBertTokenizer"),
+    (lambda b: b.update(ngram_ids=b["ngram_ids"][..., :5]), ValueError, "shape"),
+    (lambda b: b.update(ngram_ids=b["ngram_ids"][:, :-1]), ValueError, "does not match"),
+    (lambda b: b.update(ngram_ids=b["ngram_ids"].float()), TypeError, "integers"),
+    (lambda b: b.update(ngram_ids=b["ngram_ids"] - 10**9 * 3), ValueError, "must lie in"),
+    (lambda b: b.update(token_type_ids=b["token_type_ids"] + 5), ValueError, "type_vocab_size"),
+    (lambda b: b.update(attention_mask=b["attention_mask"][:, :2]), ValueError, "attention_mask"),
+])
+def test_bad_inputs_raise_clear_errors(batch, change, error, match):
+    model = EELBertModel(small_config()).eval()
+    broken = dict(batch)
+    change(broken)
+    with pytest.raises(error, match=match):
+        model(**broken)
+
+
+def test_too_long_sequence_is_a_clear_error():
+    model = EELBertModel(small_config(max_position_embeddings=8)).eval()
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(ngram_ids=torch.ones(1, 9, 48, dtype=torch.long))
+
+
+def test_sequence_classification_losses_match_bert_semantics(batch):
+    torch.manual_seed(0)
+    single = EELBertForSequenceClassification(small_config(num_labels=3)).eval()
+    labels = torch.tensor([0, 2, 1])
+    out = single(**batch, labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    regression = EELBertForSequenceClassification(small_config(num_labels=1)).eval()
+    targets = torch.tensor([0.5, -1.0, 2.0])
+    out = regression(**batch, labels=targets)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits.squeeze(), targets))
+    multi = EELBertForSequenceClassification(small_config(num_labels=2, problem_type="multi_label_classification"))
+    multi_targets = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    out = multi.eval()(**batch, labels=multi_targets)
+    torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, multi_targets))
+    with pytest.raises(ValueError, match="labels"):
+        single(**batch, labels=torch.tensor([0, 3, 1]))
+
+
+def test_sparse_mlm_loss_equals_dense(batch):
+    torch.manual_seed(0)
+    model = EELBertForMaskedLM(small_config()).eval()
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[0, 1], labels[1, 3], labels[2, 1] = 7, 2000, 29000
+    sparse = model(**batch, labels=labels)
+    dense_logits = model(**batch).logits
+    assert dense_logits.shape == (*batch["input_ids"].shape, 30522) and sparse.logits.shape == (3, 30522)
+    dense_loss = torch.nn.functional.cross_entropy(dense_logits.reshape(-1, 30522), labels.reshape(-1))
+    torch.testing.assert_close(sparse.loss, dense_loss, atol=1e-5, rtol=0)
+    nothing = model(**batch, labels=torch.full_like(labels, -100))
+    assert nothing.loss.item() == 0.0 and nothing.logits.shape == (0, 30522)
+    with pytest.raises(ValueError, match="labels"):
+        model(**batch, labels=torch.where(labels == 7, 40000, labels))
+
+
+def test_mlm_output_layer_is_not_tied():
+    model = EELBertForMaskedLM(small_config())
+    decoder = model.get_output_embeddings()
+    assert decoder.weight.shape == (30522, 32) and decoder.weight.requires_grad
+    assert all(decoder.weight is not p for n, p in model.bert.named_parameters())
+
+
+def test_save_load_is_bit_exact(tmp_path, batch):
+    model = EELBertForMaskedLM(small_config()).eval()
+    model.save_pretrained(tmp_path)
+    loaded = EELBertForMaskedLM.from_pretrained(tmp_path).eval()
+    saved, got = model.state_dict(), loaded.state_dict()
+    assert saved.keys() == got.keys()
+    for name in saved:
+        assert torch.equal(saved[name], got[name]), name
+    for name, buf in model.named_buffers():
+        assert torch.equal(buf, dict(loaded.named_buffers())[name]), name
+    torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)

@@ -1,0 +1,138 @@
+"""EELBertTokenizer: ngram_ids on every output path equal the spec applied to each position's token."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertTokenizer, DataCollatorWithPadding
+
+from conftest import SENTENCES
+import eelbert_hf
+from eelbert_hf import EELBertTokenizer
+from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
+
+
+def spec_rows(tokenizer, input_ids):
+    """The spec applied token by token: the reference the vectorised table must match."""
+    special = set(tokenizer.all_special_tokens)
+    rows = []
+    for token in tokenizer.convert_ids_to_tokens([int(i) for i in input_ids]):
+        ids = token_ngram_ids(token, max_ngrams_per_token=tokenizer.max_ngrams_per_token, atom=token in special)
+        rows.append(ids + [0] * (tokenizer.max_ngrams_per_token - len(ids)))
+    return rows
+
+
+def test_same_wordpiece_as_bert(tokenizer):
+    bert = BertTokenizer.from_pretrained(tokenizer.name_or_path)
+    for text in SENTENCES:
+        assert tokenizer(text)["input_ids"] == bert(text)["input_ids"]
+
+
+def test_single_text_lists(tokenizer):
+    enc = tokenizer(SENTENCES[0])
+    assert isinstance(enc["ngram_ids"], list) and len(enc["ngram_ids"]) == len(enc["input_ids"])
+    assert enc["ngram_ids"] == spec_rows(tokenizer, enc["input_ids"])
+
+
+def test_morphology_is_shared_but_distinct(tokenizer):
+    run, running, cont = (set(tokenizer.token_ngram_ids(t)) for t in ("run", "running", "##run"))
+    assert run < running  # every n-gram of "run" (with its word-start marker) is in "running"
+    assert run != cont and len(run & cont) == 6  # r, u, n, ru, un, run shared; marker n-grams not
+    assert tokenizer.token_ngram_ids("[CLS]") != tokenizer.token_ngram_ids("[SEP]")
+    assert len(tokenizer.token_ngram_ids("[unused5]")) == 1
+
+
+@pytest.mark.parametrize("tensors", [None, "np", "pt"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_batch_pairs_padding_truncation(tokenizer, tensors, side):
+    tokenizer.padding_side = side
+    try:
+        enc = tokenizer(SENTENCES, SENTENCES[::-1], padding="max_length", truncation=True, max_length=24,
+                        return_tensors=tensors, return_offsets_mapping=True)
+    finally:
+        tokenizer.padding_side = "right"
+    ids, ngrams = np.asarray(enc["input_ids"]), np.asarray(enc["ngram_ids"])
+    assert ids.shape == (3, 24) and ngrams.shape == (3, 24, tokenizer.max_ngrams_per_token)
+    if tensors == "pt":
+        assert enc["ngram_ids"].dtype == torch.long
+    assert ngrams.reshape(-1, ngrams.shape[-1]).tolist() == spec_rows(tokenizer, ids.reshape(-1))
+    pad_column = 0 if side == "left" else -1
+    assert ids[2, pad_column] == tokenizer.pad_token_id  # padding went to the requested side
+    assert ids[0, 0 if side == "right" else -1] != tokenizer.pad_token_id
+
+
+def test_ragged_batch_without_padding(tokenizer):
+    enc = tokenizer(SENTENCES)
+    for ids, rows in zip(enc["input_ids"], enc["ngram_ids"]):
+        assert rows == spec_rows(tokenizer, ids)
+
+
+def test_pad_and_data_collator(tokenizer):
+    features = [tokenizer(text) for text in SENTENCES]
+    batch = DataCollatorWithPadding(tokenizer)(features)
+    assert batch["ngram_ids"].shape == (*batch["input_ids"].shape, tokenizer.max_ngrams_per_token)
+    assert batch["ngram_ids"].reshape(-1, tokenizer.max_ngrams_per_token).tolist() == \
+        spec_rows(tokenizer, batch["input_ids"].reshape(-1))
+    padded = tokenizer.pad(features, padding="max_length", max_length=40, return_tensors="np")
+    assert padded["ngram_ids"].shape == (3, 40, tokenizer.max_ngrams_per_token)
+
+
+def test_added_tokens_get_features(tokenizer):
+    tok = EELBertTokenizer.from_pretrained(tokenizer.name_or_path)
+    tok.add_tokens(["covid19"])
+    tok.add_special_tokens({"additional_special_tokens": ["<ent>"]})
+    enc = tok("covid19 <ent>")
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"])
+    assert "covid19" in tokens and "<ent>" in tokens
+    assert enc["ngram_ids"] == spec_rows(tok, enc["input_ids"])
+    assert np.count_nonzero(enc["ngram_ids"][tokens.index("<ent>")]) == 1  # special: one atom
+    assert np.count_nonzero(enc["ngram_ids"][tokens.index("covid19")]) > 1  # plain added word: n-grams
+
+
+def test_long_word_is_truncated_to_width(tokenizer):
+    ids = tokenizer.token_ngram_ids("x" * 10_000)
+    assert len(ids) == tokenizer.max_ngrams_per_token
+
+
+def test_out_of_range_ids_raise(tokenizer):
+    with pytest.raises(ValueError, match="token ids must lie"):
+        tokenizer.ngram_ids_for([5, len(tokenizer)])
+
+
+def test_bad_params_raise():
+    with pytest.raises(ValueError, match="max_ngrams_per_token"):
+        EELBertTokenizer.from_bundled_vocab(max_ngrams_per_token=0)
+    with pytest.raises(ValueError, match="hash_scheme"):
+        EELBertTokenizer.from_bundled_vocab(hash_scheme="eelbert-ngram-v0")
+
+
+def test_save_load_round_trip(tokenizer, tmp_path):
+    tok = EELBertTokenizer.from_bundled_vocab(max_ngrams_per_token=32, ngram_max_n=4)
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert type(loaded) is EELBertTokenizer and loaded.ngram_params == tok.ngram_params
+    a, b = tok(SENTENCES, padding=True), loaded(SENTENCES, padding=True)
+    assert a["ngram_ids"] == b["ngram_ids"] and a["input_ids"] == b["input_ids"]
+
+
+def test_folder_with_only_vocab_txt(tokenizer, tmp_path):
+    bundled = os.path.join(os.path.dirname(eelbert_hf.__file__), "data", "vocab.txt")
+    shutil.copy(bundled, tmp_path / "vocab.txt")
+    tok = EELBertTokenizer.from_pretrained(tmp_path)
+    assert tok(SENTENCES[0])["ngram_ids"] == tokenizer(SENTENCES[0])["ngram_ids"]
+
+
+def test_pickle_drops_cache_but_keeps_behaviour(tokenizer):
+    import pickle
+
+    tokenizer(SENTENCES)  # fill part of the cache
+    clone = pickle.loads(pickle.dumps(tokenizer))
+    assert len(clone._ngram_ready) == 0
+    assert clone(SENTENCES)["ngram_ids"] == tokenizer(SENTENCES)["ngram_ids"]
+
+
+def test_empty_batch_is_a_clear_error(tokenizer):
+    with pytest.raises(ValueError, match="empty"):
+        tokenizer([], padding=True)
