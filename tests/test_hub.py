@@ -114,3 +114,22 @@ def test_remote_code_round_trip_without_the_package(saved, tmp_path, where):
     for name in AUTO_CLASSES:
         torch.testing.assert_close(torch.tensor(remote["outputs"][name]), torch.tensor(outputs[name]),
                                    atol=1e-5, rtol=0)
+
+
+def test_mismatched_tokenizer_is_refused(tmp_path):
+    from eelbert_hf.hub import save_hub_folder
+
+    model = EELBertModel(EELBertConfig.from_preset("uno"))
+    tokenizer = EELBertTokenizer.from_bundled_vocab(max_ngrams_per_token=32)
+    with pytest.raises(ValueError, match="max_ngrams_per_token"):
+        save_hub_folder(model, tokenizer, str(tmp_path))
+    assert not os.listdir(tmp_path)  # nothing half-written
+
+
+def test_quickstart_runs_offline(tmp_path, capsys):
+    from eelbert_hf.cli import main
+
+    main(["quickstart", "--output-dir", str(tmp_path / "uno")])
+    printed = capsys.readouterr().out
+    assert "parameters: 281,090" in printed and "max |diff| = 0.00e+00" in printed
+    assert os.path.getsize(tmp_path / "uno" / "model.safetensors") <= 1.25e6

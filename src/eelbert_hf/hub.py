@@ -1,0 +1,28 @@
+"""Saving EELBERT as a Hub-ready folder: weights, config, tokenizer and the flat remote-code files."""
+
+import os
+
+from .modeling.configuration_eelbert import EELBertConfig
+
+NGRAM_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token")
+
+
+def check_compatible(config: EELBertConfig, tokenizer) -> None:
+    """Raise a ValueError if `tokenizer` emits n-gram ids that `config`'s model does not expect."""
+    if getattr(config, "embedding_type", "dynamic") == "table":
+        return
+    for field in NGRAM_FIELDS:
+        want, got = getattr(config, field), getattr(tokenizer, field, None)
+        if want != got:
+            raise ValueError(f"tokenizer and model disagree on {field}: the model expects {want!r}, the tokenizer "
+                             f"produces {got!r}. Load the tokenizer saved with this model, or build one with "
+                             f"EELBertTokenizer.from_pretrained(..., {field}={want!r}).")
+
+
+def save_hub_folder(model, tokenizer, folder: str) -> dict:
+    """Write model + tokenizer + their .py files to `folder` (what `push_to_hub` uploads); return file sizes."""
+    check_compatible(model.config, tokenizer)
+    os.makedirs(folder, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
