@@ -179,3 +179,35 @@ def test_save_load_is_bit_exact(tmp_path, batch):
     for name, buf in model.named_buffers():
         assert torch.equal(buf, dict(loaded.named_buffers())[name]), name
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
+
+
+def test_hash_init_table_reproduces_the_dynamic_model(tokenizer, batch):
+    torch.manual_seed(0)
+    dynamic = EELBertModel(small_config()).eval()
+    table = EELBertModel(small_config(embedding_type="hash_init")).eval()
+    missing, unexpected = table.load_state_dict(dynamic.state_dict(), strict=False)
+    assert missing == ["embeddings.word_embeddings.weight"] and not unexpected
+    table.init_table_from_hash(tokenizer)
+    assert table.embeddings.word_embeddings.weight.requires_grad
+    torch.testing.assert_close(table(**batch).last_hidden_state, dynamic(**batch).last_hidden_state,
+                               atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="needs a table"):
+        dynamic.init_table_from_hash(tokenizer)
+
+
+def test_random_hash_has_no_morphology(tokenizer):
+    from eelbert_hf import EELBertTokenizer
+    from eelbert_hf.hub import check_compatible
+
+    whole = EELBertTokenizer.from_bundled_vocab(feature_type="whole_token")
+    enc = whole(["running runner"], return_tensors="pt")
+    assert ((enc["ngram_ids"] != 0).sum(-1) == 1).all()  # one atom per token
+    run, running = whole.token_ngram_ids("run"), whole.token_ngram_ids("running")
+    assert not set(run) & set(running)
+    model = EELBertModel(small_config(embedding_type="random_hash")).eval()
+    assert model(**enc).last_hidden_state.shape == (1, 4, 32)
+    check_compatible(model.config, whole)
+    with pytest.raises(ValueError, match="feature_type"):
+        check_compatible(model.config, tokenizer)
+    with pytest.raises(ValueError, match="feature_type"):
+        check_compatible(small_config(), whole)

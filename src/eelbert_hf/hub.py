@@ -9,8 +9,13 @@ NGRAM_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_tok
 
 def check_compatible(config: EELBertConfig, tokenizer) -> None:
     """Raise a ValueError if `tokenizer` emits n-gram ids that `config`'s model does not expect."""
-    if getattr(config, "embedding_type", "dynamic") == "table":
-        return
+    embedding_type = getattr(config, "embedding_type", "dynamic")
+    if embedding_type in ("table", "hash_init"):
+        return  # these read input_ids only
+    want_features = "whole_token" if embedding_type == "random_hash" else "ngram"
+    if getattr(tokenizer, "feature_type", None) != want_features:
+        raise ValueError(f"embedding_type={embedding_type!r} needs a tokenizer with feature_type={want_features!r}, "
+                         f"got {getattr(tokenizer, 'feature_type', None)!r}")
     for field in NGRAM_FIELDS:
         want, got = getattr(config, field), getattr(tokenizer, field, None)
         if want != got:

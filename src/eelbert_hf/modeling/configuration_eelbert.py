@@ -4,7 +4,10 @@ from transformers import PreTrainedConfig
 
 from .ngram_embedding import HASH_SCHEME, MAX_NGRAMS_LIMIT
 
-EMBEDDING_TYPES = ("dynamic", "table")
+# "dynamic" and "random_hash" pool hashed n-gram vectors from `ngram_ids` (no table); "table" and "hash_init"
+# look up a learned vocab_size x hidden_size table with `input_ids` ("hash_init" starts it from the hash).
+EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")
+TABLE_TYPES = ("table", "hash_init")
 # name -> (layers, hidden, heads, intermediate); "uno" is the 1-layer model of the paper's smallest result.
 PRESETS = {
     "base": (12, 768, 12, 3072),
@@ -27,7 +30,10 @@ class EELBertConfig(PreTrainedConfig):
     Args beyond [`BertConfig`]'s:
         embedding_type (`str`, defaults to `"dynamic"`): `"dynamic"` computes token embeddings from
             `ngram_ids` (no table); `"table"` is a plain learned `vocab_size x hidden_size` table fed by
-            `input_ids` — the same code path as BERT, for baselines.
+            `input_ids` — the same code path as BERT, for baselines; `"hash_init"` is that table with rows
+            initialised from the dynamic embeddings (`model.init_table_from_hash(tokenizer)`);
+            `"random_hash"` is dynamic with a tokenizer of `feature_type="whole_token"` (one hashed atom per
+            token, no morphology), the paper's ablation.
         hash_scheme (`str`, defaults to `"eelbert-ngram-v1"`): version of the n-gram hash spec.
         ngram_min_n, ngram_max_n (`int`, default 1 and 3): character n-gram lengths the tokenizer emits.
         max_ngrams_per_token (`int`, defaults to 48): width of `ngram_ids` (at most 128).

@@ -18,7 +18,7 @@ from transformers.models.bert.modeling_bert import (
     BertPredictionHeadTransform,
 )
 
-from .configuration_eelbert import EELBertConfig
+from .configuration_eelbert import TABLE_TYPES, EELBertConfig
 from .ngram_embedding import MAX_NGRAM_ID, DynamicNgramEmbeddings
 
 
@@ -40,10 +40,10 @@ class EELBertEmbeddings(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        if config.embedding_type == "dynamic":
-            self.ngram_embeddings = DynamicNgramEmbeddings(config)
-        else:  # "table": BERT's own table and parameter name, so BERT checkpoints load into it
+        if config.embedding_type in TABLE_TYPES:  # BERT's own table and parameter name: BERT checkpoints load
             self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        else:
+            self.ngram_embeddings = DynamicNgramEmbeddings(config)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -53,9 +53,9 @@ class EELBertEmbeddings(nn.Module):
     def token_embeddings(self, input_ids=None, ngram_ids=None):
         """The part that replaces BERT's table: (B, S) ids or (B, S, K) n-gram ids -> (B, S, d)."""
         config = self.config
-        if config.embedding_type == "table":
+        if config.embedding_type in TABLE_TYPES:
             if input_ids is None:
-                raise ValueError("embedding_type='table' needs input_ids (or inputs_embeds)")
+                raise ValueError(f"embedding_type={config.embedding_type!r} needs input_ids (or inputs_embeds)")
             _check_tensor("input_ids", input_ids, 0, config.vocab_size - 1, "use the tokenizer the model was trained with")
             return self.word_embeddings(input_ids)
         hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
@@ -101,6 +101,24 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
         # Skip the Bert* constructors that follow in the MRO: they would build the vocab x hidden table.
         PreTrainedModel.__init__(self, config, *args, **kwargs)
 
+    @torch.no_grad()
+    def init_table_from_hash(self, tokenizer, batch_size: int = 4096):
+        """`hash_init`: set every row of the learned table to that token's dynamic embedding.
+
+        `tokenizer` is an EELBertTokenizer (its `ngram_ids_for` gives each vocabulary token's n-gram ids)."""
+        base = self.base_model
+        if self.config.embedding_type not in TABLE_TYPES:
+            raise ValueError(f"init_table_from_hash needs a table (embedding_type 'hash_init' or 'table'), "
+                             f"not {self.config.embedding_type!r}")
+        table = base.embeddings.word_embeddings.weight
+        hashed = DynamicNgramEmbeddings(self.config).to(table.device)
+        for start in range(0, self.config.vocab_size, batch_size):
+            ids = range(start, min(start + batch_size, self.config.vocab_size))
+            ngram_ids = torch.as_tensor(tokenizer.ngram_ids_for(list(ids)), device=table.device)
+            if ngram_ids.shape[-1] != self.config.max_ngrams_per_token:
+                raise ValueError("the tokenizer's max_ngrams_per_token differs from the model config's")
+            table[ids.start : ids.stop] = hashed(ngram_ids[None])[0].to(table.dtype)
+
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, DynamicNgramEmbeddings):
@@ -124,11 +142,11 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
 
     def get_input_embeddings(self):
         embeddings = self.embeddings
-        return embeddings.ngram_embeddings if self.config.embedding_type == "dynamic" else embeddings.word_embeddings
+        return embeddings.word_embeddings if self.config.embedding_type in TABLE_TYPES else embeddings.ngram_embeddings
 
     def set_input_embeddings(self, value):
-        if self.config.embedding_type == "dynamic":
-            raise ValueError("a dynamic EELBERT has no input-embedding table to replace")
+        if self.config.embedding_type not in TABLE_TYPES:
+            raise ValueError(f"embedding_type={self.config.embedding_type!r} has no input-embedding table to replace")
         self.embeddings.word_embeddings = value
 
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,

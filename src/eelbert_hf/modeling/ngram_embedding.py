@@ -70,10 +70,12 @@ class DynamicNgramEmbeddings(nn.Module):
         """
         x = torch.remainder(ids[:, None] * self.hash_a + self.hash_b, HASH_PRIME)  # (U, 1) * (d,) -> (U, d)
         values = (2 * torch.remainder(x, 2**VALUE_BITS) - VALUE_SCALE).to(torch.float32)
-        return values * (ids != 0)[:, None]
+        return values.masked_fill((ids == 0)[:, None], 0.0)  # +0.0, never -0.0
 
     def forward(self, ngram_ids: torch.Tensor) -> torch.Tensor:
         batch, seq, width = ngram_ids.shape
+        if width > MAX_NGRAMS_LIMIT:  # beyond it the float32 sums would no longer be exact
+            raise ValueError(f"at most {MAX_NGRAMS_LIMIT} n-grams per token, got {width}")
         flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (B*S, K)
         # Hash each distinct n-gram once: a batch repeats the same few thousand n-grams many times.
         unique_ids, inverse = torch.unique(flat, return_inverse=True)

@@ -46,7 +46,7 @@ def token_ngram_ids(
 ) -> list[int]:
     """Return the n-gram ids of one WordPiece token (scheme ``eelbert-ngram-v1``).
 
-    1. Atoms. If ``atom`` (the tokenizer passes True for its special and added tokens) or
+    1. Atoms. If ``atom`` (the tokenizer passes True for its special tokens) or
        ``is_atom_token(token)`` or ``whole_token`` (the ``random_hash`` ablation: no morphology), the
        result is ``[ngram_hash_id(0xFE + UTF-8(token))]``.
     2. Symbols. A continuation piece ``##xyz`` (longer than 2 characters) gives the code points of

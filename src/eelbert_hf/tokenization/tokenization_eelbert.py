@@ -17,12 +17,19 @@ from transformers.models.bert.tokenization_bert import BertTokenizer
 from .ngram_hashing import HASH_SCHEME, check_ngram_params, token_ngram_ids
 
 
+# "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
+FEATURE_TYPES = ("ngram", "whole_token")
+
+
 class EELBertTokenizer(BertTokenizer):
     model_input_names = ["input_ids", "token_type_ids", "attention_mask", "ngram_ids"]
 
     def __init__(self, *args, hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48,
-                 **kwargs):
+                 feature_type="ngram", **kwargs):
         check_ngram_params(ngram_min_n, ngram_max_n, max_ngrams_per_token, hash_scheme)
+        if feature_type not in FEATURE_TYPES:
+            raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
+        self.feature_type = feature_type
         self.hash_scheme = hash_scheme
         self.ngram_min_n = ngram_min_n
         self.ngram_max_n = ngram_max_n
@@ -31,7 +38,7 @@ class EELBertTokenizer(BertTokenizer):
         self._ngram_ready = np.zeros(0, dtype=bool)
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, hash_scheme=hash_scheme, ngram_min_n=ngram_min_n, ngram_max_n=ngram_max_n,
-                         max_ngrams_per_token=max_ngrams_per_token, **kwargs)
+                         max_ngrams_per_token=max_ngrams_per_token, feature_type=feature_type, **kwargs)
 
     @classmethod
     def from_bundled_vocab(cls, **kwargs):
@@ -46,13 +53,14 @@ class EELBertTokenizer(BertTokenizer):
     def ngram_params(self) -> dict:
         """The hash fields that a model's config must match."""
         return {"hash_scheme": self.hash_scheme, "ngram_min_n": self.ngram_min_n, "ngram_max_n": self.ngram_max_n,
-                "max_ngrams_per_token": self.max_ngrams_per_token}
+                "max_ngrams_per_token": self.max_ngrams_per_token, "feature_type": self.feature_type}
 
     def token_ngram_ids(self, token: str, atom: bool | None = None) -> list[int]:
         """The spec applied to one token string (the per-string path); special tokens are atoms."""
         atom = token in self.all_special_tokens if atom is None else atom
         return token_ngram_ids(token, ngram_min_n=self.ngram_min_n, ngram_max_n=self.ngram_max_n,
-                               max_ngrams_per_token=self.max_ngrams_per_token, atom=atom)
+                               max_ngrams_per_token=self.max_ngrams_per_token, atom=atom,
+                               whole_token=self.feature_type == "whole_token")
 
     def ngram_ids_for(self, input_ids) -> np.ndarray:
         """n-gram ids of token ids: integer array (...,) -> int64 array (..., max_ngrams_per_token)."""
