@@ -1,14 +1,69 @@
-"""The `eelbert` command: thin argument parsing over library functions."""
+"""The `eelbert` command: thin argument parsing over library functions.
+
+`pretrain` and `finetune` accept every `TrainingArguments` flag (`--output_dir`, `--max_steps`,
+`--num_train_epochs`, `--per_device_train_batch_size`, `--learning_rate`, `--seed`, ...) next to their own.
+"""
 
 import argparse
+import os
+import sys
+
+import torch
+
+# Defaults that differ from TrainingArguments' (any flag given on the command line wins).
+PRETRAIN_DEFAULTS = ["--eval_strategy", "steps", "--eval_steps", "500", "--save_steps", "500", "--logging_steps",
+                     "50", "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "1e-3", "--per_device_train_batch_size", "32"]
+FINETUNE_DEFAULTS = ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--logging_steps", "50",
+                     "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "5e-4", "--per_device_train_batch_size", "32",
+                     "--num_train_epochs", "3"]
+
+
+def parse_training_args(kind: str, argv: list[str]):
+    """(ModelArguments, DataArguments, TrainingArguments) for `eelbert pretrain|finetune` command-line flags."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from . import training
+
+    parser = HfArgumentParser((training.ModelArguments, training.DataArguments, TrainingArguments),
+                              prog=f"eelbert {kind}")
+    defaults = PRETRAIN_DEFAULTS if kind == "pretrain" else FINETUNE_DEFAULTS
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        defaults = defaults + ["--use_cpu", "true"]  # several processes, no GPU: data parallel on CPU (gloo)
+    return parser.parse_args_into_dataclasses(args=defaults + argv)
+
+
+def _training_command(kind: str, argv: list[str]):
+    from . import training
+
+    model_args, data_args, training_args = parse_training_args(kind, argv)
+    if kind == "pretrain":
+        trainer = training.pretrain(model_args, data_args, training_args)
+        eval_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else float("nan")
+        if trainer.is_world_process_zero():
+            print(f"saved the MLM model to {training_args.output_dir} (world_size={training_args.world_size}, "
+                  f"steps={trainer.state.global_step}, eval loss {eval_loss:.4f})")
+    else:
+        trainer, metrics = training.finetune(model_args, data_args, training_args)
+        if trainer.is_world_process_zero():
+            print(f"saved the classifier and metrics.json to {training_args.output_dir}: {metrics}")
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="eelbert", description="EELBERT: BERT without an input-embedding table")
     commands = parser.add_subparsers(dest="command", required=True)
     quick = commands.add_parser("quickstart", help="build UNO-EELBERT, save a Hub-ready folder, reload it remotely")
     quick.add_argument("--output-dir", default=None, help="where to save (default: a new temporary folder)")
     quick.add_argument("--preset", default="uno", choices=["uno", "tiny", "mini", "base"])
+    commands.add_parser("pretrain", help="MLM pretraining with Trainer (see `eelbert pretrain --help`)", add_help=False)
+    commands.add_parser("finetune", help="sequence classification with Trainer (`eelbert finetune --help`)",
+                        add_help=False)
+    export = commands.add_parser("export", help="checkpoint -> Hub-ready folder (weights, tokenizer, .py files)")
+    export.add_argument("checkpoint")
+    export.add_argument("output_dir")
+    export.add_argument("--fp16", action="store_true", help="save the weights in float16 (half the size)")
+    if argv and argv[0] in ("pretrain", "finetune"):
+        return _training_command(argv[0], argv[1:])
     args = parser.parse_args(argv)
     if args.command == "quickstart":
         from .quickstart import run_quickstart
@@ -16,6 +71,12 @@ def main(argv=None):
         result = run_quickstart(args.output_dir, args.preset)
         if result["max_diff"] > 1e-5:
             raise SystemExit(f"remote-code outputs differ by {result['max_diff']:.2e}")
+    elif args.command == "export":
+        from .hub import export as export_folder
+
+        sizes = export_folder(args.checkpoint, args.output_dir, fp16=args.fp16)
+        print(f"exported to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
+              f"({'float16' if args.fp16 else 'float32'}); files: {', '.join(sizes)}")
 
 
 if __name__ == "__main__":

@@ -31,3 +31,20 @@ def save_hub_folder(model, tokenizer, folder: str) -> dict:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+
+
+def export(checkpoint: str, output_dir: str, fp16: bool = False) -> dict:
+    """A training checkpoint (MLM or classifier) -> a Hub-ready folder, optionally in float16; returns sizes."""
+    import torch
+    from transformers import AutoConfig
+
+    from .modeling import modeling_eelbert
+    from .training import load_tokenizer
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    architecture = (config.architectures or ["EELBertModel"])[0]
+    model_class = getattr(modeling_eelbert, architecture, None)
+    if model_class is None or not architecture.startswith("EELBert"):
+        raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
+    model = model_class.from_pretrained(checkpoint, dtype=torch.float16 if fp16 else torch.float32)
+    return save_hub_folder(model, load_tokenizer(checkpoint, config), output_dir)

@@ -1,0 +1,154 @@
+"""Training: leak-free MLM collation, Trainer fine-tuning, checkpoint transfer, CLI, resume, DDP on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+import eelbert_hf
+from conftest import SENTENCES, small_config
+from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification
+from eelbert_hf.cli import main, parse_training_args
+from eelbert_hf.training import (
+    DataCollatorForEELBertMLM,
+    classification_metrics,
+    last_complete_checkpoint,
+    pretrain,
+)
+
+DATA = os.path.join(os.path.dirname(eelbert_hf.__file__), "data")
+TEXT = os.path.join(DATA, "brown_sample.txt")
+RT_TRAIN, RT_VALID = os.path.join(DATA, "rt_sample_train.jsonl"), os.path.join(DATA, "rt_sample_validation.jsonl")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL_RUN = ["--preset", "uno", "--max_seq_length", "32", "--per_device_train_batch_size", "8", "--report_to",
+             "none", "--disable_tqdm", "true", "--logging_steps", "1", "--seed", "3"]
+
+
+def test_mlm_collator_features_follow_the_masked_ids(tokenizer):
+    texts = [line for line in open(TEXT, encoding="utf-8").read().splitlines()[:64]]
+    features = [{"input_ids": ids} for ids in tokenizer(texts, truncation=True, max_length=48)["input_ids"]]
+    collator = DataCollatorForEELBertMLM(tokenizer, mlm_probability=0.3, seed=0)
+    seen = {"mask": 0, "random": 0}
+    for start in range(0, 64, 16):
+        batch = collator(features[start : start + 16])
+        ids, ngrams, labels = batch["input_ids"], batch["ngram_ids"], batch["labels"]
+        assert torch.equal(ngrams, torch.from_numpy(tokenizer.ngram_ids_for(ids.numpy())))  # every position
+        changed = (labels != -100) & (ids != labels)
+        assert changed.any()
+        original_rows = torch.from_numpy(tokenizer.ngram_ids_for(torch.where(changed, labels, ids).numpy()))
+        # a replaced position carries no n-gram row of the token it hides
+        assert not (ngrams[changed] == original_rows[changed]).all(-1).any()
+        seen["mask"] += int((ids[changed] == tokenizer.mask_token_id).sum())
+        seen["random"] += int((ids[changed] != tokenizer.mask_token_id).sum())
+    assert seen["mask"] > 0 and seen["random"] > 0  # both the 80 % and the 10 % branches were exercised
+
+
+@pytest.mark.parametrize("pairs", [False, True])
+def test_trainer_finetunes_with_default_arguments(tokenizer, tmp_path, pairs):
+    rows = [json.loads(line) for line in open(RT_TRAIN, encoding="utf-8").read().splitlines()[:48]]
+    data = datasets.Dataset.from_list([{**r, "other": r["text"][::-1]} for r in rows])
+    encode = (lambda b: tokenizer(b["text"], b["other"], truncation=True)) if pairs else \
+        (lambda b: tokenizer(b["text"], truncation=True))
+    encoded = data.map(encode, batched=True)  # keeps ngram_ids; Trainer must not drop them
+    assert "ngram_ids" in encoded.column_names
+    model = EELBertForSequenceClassification(small_config(num_labels=2))
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=16,
+                             report_to="none", disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=encoded, data_collator=DataCollatorWithPadding(tokenizer),
+                      processing_class=tokenizer)
+    result = trainer.train()
+    assert np.isfinite(result.training_loss)
+
+
+def test_mlm_checkpoint_loads_into_classifier(tmp_path, caplog):
+    mlm = EELBertForMaskedLM(small_config())
+    mlm.save_pretrained(tmp_path)
+    classifier = EELBertForSequenceClassification.from_pretrained(tmp_path, num_labels=3)
+    encoder = {k: v for k, v in mlm.state_dict().items() if k.startswith("bert.")}
+    loaded = classifier.state_dict()
+    for name, tensor in encoder.items():
+        assert torch.equal(loaded[name], tensor), name
+    assert not any(k.startswith("cls.") for k in loaded) and loaded["classifier.weight"].shape == (3, 32)
+
+
+def test_metrics():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    labels = np.array([0, 1, 0, 0])
+    m = classification_metrics(2, "cola")((logits, labels))
+    assert m["accuracy"] == 0.75 and m["f1"] == pytest.approx(2 / 3)
+    assert m["matthews_correlation"] == pytest.approx(0.5773502, abs=1e-6)
+    r = classification_metrics(1)((np.array([[1.0], [2.0], [3.0], [5.0]]), np.array([1.0, 2.0, 3.0, 4.0])))
+    assert r["spearmanr"] == pytest.approx(1.0) and 0.95 < r["pearson"] < 1.0
+
+
+def loss_at(output_dir, step):
+    state = json.load(open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8"))
+    return next(entry["loss"] for entry in state["log_history"] if entry.get("step") == step and "loss" in entry)
+
+
+def test_pretrain_finetune_export_cli(tmp_path, capsys):
+    mlm_dir, clf_dir, hub_dir = (str(tmp_path / name) for name in ("mlm", "clf", "hub"))
+    main(["pretrain", "--train_files", TEXT, "--output_dir", mlm_dir, "--max_steps", "6", "--eval_steps", "3",
+          "--save_steps", "3", *SMALL_RUN])
+    assert "eval loss" in capsys.readouterr().out
+    state = json.load(open(os.path.join(mlm_dir, "trainer_state.json"), encoding="utf-8"))
+    assert any("eval_loss" in entry for entry in state["log_history"])  # periodic evaluation ran
+    main(["finetune", "--model_name_or_path", mlm_dir, "--train_files", RT_TRAIN, "--validation_files", RT_VALID,
+          "--max_train_samples", "64", "--num_train_epochs", "1", "--output_dir", clf_dir, *SMALL_RUN])
+    metrics = json.load(open(os.path.join(clf_dir, "metrics.json"), encoding="utf-8"))
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0 and "eval_f1" in metrics
+    main(["export", clf_dir, hub_dir, "--fp16"])
+    assert "float16" in capsys.readouterr().out
+    assert os.path.getsize(os.path.join(hub_dir, "model.safetensors")) < 0.62e6
+    assert {"modeling_eelbert.py", "tokenization_eelbert.py", "tokenizer.json"} <= set(os.listdir(hub_dir))
+    reloaded = EELBertForSequenceClassification.from_pretrained(hub_dir)
+    assert reloaded.dtype == torch.float16
+
+
+class CrashAt(TrainerCallback):
+    """Stands in for a crash or a kill: the run dies in the middle of step `step`, after checkpoint-4."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path):
+    common = ["--train_files", TEXT, "--max_steps", "8", "--save_steps", "4", "--eval_strategy", "no", *SMALL_RUN]
+    straight, crashed = str(tmp_path / "straight"), str(tmp_path / "crashed")
+    main(["pretrain", "--output_dir", straight, *common])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(*parse_training_args("pretrain", ["--output_dir", crashed, *common]), callbacks=[CrashAt(6)])
+    assert sorted(os.listdir(crashed)) == ["checkpoint-4"]
+    os.makedirs(os.path.join(crashed, "checkpoint-6"))  # a checkpoint the crash cut off while it was written
+    assert last_complete_checkpoint(crashed).endswith("checkpoint-4")
+    main(["pretrain", "--output_dir", crashed, "--resume", "true", *common])
+    for step in (5, 6, 7, 8):
+        assert loss_at(crashed, step) == pytest.approx(loss_at(straight, step), abs=1e-5)
+    straight_weights = EELBertForMaskedLM.from_pretrained(straight).state_dict()
+    for name, tensor in EELBertForMaskedLM.from_pretrained(crashed).state_dict().items():
+        torch.testing.assert_close(tensor, straight_weights[name], atol=1e-5, rtol=0)
+
+
+def test_data_parallel_on_cpu_with_two_processes(tmp_path):
+    out = str(tmp_path / "ddp")
+    # accelerate's --cpu launcher starts a single process without MPI; --multi_gpu starts torchrun-style
+    # workers, and on a machine without a GPU the CLI trains them data-parallel on CPU with gloo.
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               os.path.join(REPO, "examples", "pretrain_mlm.py"), "--train_files", TEXT, "--output_dir", out,
+               "--max_steps", "3", "--save_steps", "3", "--eval_steps", "3", *SMALL_RUN]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "world_size=2" in proc.stdout and "steps=3" in proc.stdout
+    assert os.path.exists(os.path.join(out, "model.safetensors"))
