@@ -152,3 +152,23 @@ def test_data_parallel_on_cpu_with_two_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world_size=2" in proc.stdout and "steps=3" in proc.stdout
     assert os.path.exists(os.path.join(out, "model.safetensors"))
+
+
+def test_finetune_cli_on_csv_sentence_pairs_and_regression(tmp_path):
+    import csv
+
+    rows = [json.loads(line) for line in open(RT_TRAIN, encoding="utf-8").read().splitlines()[:40]]
+    for name, label in (("pairs", lambda i, r: r["label"]), ("scores", lambda i, r: 0.25 * (i % 5) + 0.1)):
+        path = tmp_path / f"{name}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["first", "second", "target"])
+            writer.writerows([r["text"], r["text"][::-1], label(i, r)] for i, r in enumerate(rows))
+        out = str(tmp_path / f"out-{name}")
+        main(["finetune", "--train_files", str(path), "--validation_files", str(path), "--text_column", "first",
+              "--text_pair_column", "second", "--label_column", "target", "--max_steps", "2", "--output_dir", out,
+              *SMALL_RUN])
+        metrics = json.load(open(os.path.join(out, "metrics.json"), encoding="utf-8"))
+        assert ("eval_pearson" in metrics) == (name == "scores") and ("eval_accuracy" in metrics) == (name == "pairs")
+    with pytest.raises(ValueError, match="no column 'missing'"):
+        main(["finetune", "--train_files", str(path), "--text_column", "missing", "--output_dir", out, *SMALL_RUN])

@@ -1,4 +1,12 @@
-"""`eelbert quickstart`: build UNO-EELBERT, save a Hub-ready folder, reload it with remote code elsewhere."""
+"""`eelbert quickstart`: the whole workflow offline on bundled samples, in a few minutes on 2 CPU cores.
+
+1. pretrain UNO-EELBERT (1 layer, no embedding table) with MLM on a Brown Corpus sample;
+2. fine-tune it on a Rotten Tomatoes sample (sentiment);
+3. export a Hub-ready folder (weights, tokenizer, the flat .py files);
+4. reload that folder in a fresh Python process where eelbert_hf cannot be imported, through
+   AutoTokenizer / AutoModelForSequenceClassification with trust_remote_code=True, and score it there;
+5. print accuracy, parameter count and checkpoint size next to a BERT of the same dimensions.
+"""
 
 import json
 import os
@@ -11,26 +19,34 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
+from .cli import parse_training_args
 from .hub import save_hub_folder
-from .modeling.configuration_eelbert import EELBertConfig
-from .modeling.modeling_eelbert import EELBertForSequenceClassification
-from .tokenization.tokenization_eelbert import EELBertTokenizer
+from .training import finetune, pretrain
 
-SAMPLES = ["EELBERT keeps no input-embedding table.", "Tiny models run on phones.", "naïve café 😀 文字"]
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+TEXT, RT_TRAIN, RT_VALID = (os.path.join(DATA, name) for name in (
+    "brown_sample.txt", "rt_sample_train.jsonl", "rt_sample_validation.jsonl"))
 
 # Runs in a fresh interpreter where eelbert_hf cannot be imported: only the saved folder's own files load.
 RELOAD = textwrap.dedent("""
     import json, sys
     sys.modules["eelbert_hf"] = None
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    folder, texts = sys.argv[1], json.loads(sys.argv[2])
+    folder, data = sys.argv[1], [json.loads(line) for line in open(sys.argv[2], encoding="utf-8")]
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
-    print(json.dumps(model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.tolist()))
+    logits = []
+    with torch.no_grad():
+        for i in range(0, len(data), 64):
+            batch = tokenizer([d["text"] for d in data[i:i + 64]], padding=True, truncation=True,
+                              max_length=128, return_tensors="pt")
+            logits += model(**batch).logits.tolist()
+    print(json.dumps({"class": type(model).__module__, "logits": logits}))
 """)
 
 
-def bert_twin_size(config: EELBertConfig, folder: str) -> int:
+def bert_twin_size(config, folder: str) -> int:
     """Size of a transformers BertForSequenceClassification with the same dimensions, saved the same way."""
     bert = BertForSequenceClassification(BertConfig(**{k: getattr(config, k) for k in (
         "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")}))
@@ -38,32 +54,50 @@ def bert_twin_size(config: EELBertConfig, folder: str) -> int:
     return os.path.getsize(os.path.join(folder, "model.safetensors"))
 
 
-def run_quickstart(output_dir: str | None = None, preset: str = "uno") -> dict:
+def run_quickstart(output_dir: str | None = None, preset: str = "uno", pretrain_steps: int = 300,
+                   finetune_epochs: float = 3.0) -> dict:
+    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    output_dir = output_dir or os.path.join(tempfile.mkdtemp(prefix="eelbert-"), f"{preset}-eelbert")
-    torch.manual_seed(0)
-    tokenizer = EELBertTokenizer.from_bundled_vocab()
-    model = EELBertForSequenceClassification(EELBertConfig.from_preset(preset, num_labels=2)).eval()
-    batch = tokenizer(SAMPLES, padding=True, return_tensors="pt")
-    print(f"encoded {len(SAMPLES)} sentences: input_ids {tuple(batch['input_ids'].shape)}, "
-          f"ngram_ids {tuple(batch['ngram_ids'].shape)}")
-    with torch.no_grad():
-        logits = model(**batch).logits
-    sizes = save_hub_folder(model, tokenizer, output_dir)
-    print(f"saved a Hub-ready folder to {output_dir}: {', '.join(sizes)}")
-    reloaded = subprocess.run([sys.executable, "-c", RELOAD, output_dir, json.dumps(SAMPLES)],
-                              capture_output=True, text=True, check=False)
+    output_dir = output_dir or tempfile.mkdtemp(prefix="eelbert-quickstart-")
+    common = ["--preset", preset, "--report_to", "none", "--disable_tqdm", "true", "--seed", "0",
+              "--logging_strategy", "no", "--save_strategy", "no", "--per_device_train_batch_size", "32"]
+    mlm_dir, clf_dir, hub_dir = (os.path.join(output_dir, name) for name in ("mlm", "classifier", "hub"))
+
+    print(f"1/4 pretraining {preset.upper()}-EELBERT with MLM for {pretrain_steps} steps on {os.path.basename(TEXT)}")
+    trainer = pretrain(*parse_training_args("pretrain", [
+        "--train_files", TEXT, "--output_dir", mlm_dir, "--max_steps", str(pretrain_steps), "--max_seq_length", "64",
+        "--eval_strategy", "no", *common]))
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e] or [trainer.state.log_history[-1]["train_loss"]]
+    print(f"    MLM training loss {losses[-1]:.3f}")
+
+    print(f"2/4 fine-tuning on {os.path.basename(RT_TRAIN)} for {finetune_epochs:g} epochs")
+    classifier, metrics = finetune(*parse_training_args("finetune", [
+        "--model_name_or_path", mlm_dir, "--train_files", RT_TRAIN, "--validation_files", RT_VALID,
+        "--output_dir", clf_dir, "--num_train_epochs", str(finetune_epochs), "--eval_strategy", "no", *common]))
+    model, tokenizer = classifier.model.eval(), classifier.processing_class
+    print(f"    validation accuracy {metrics['eval_accuracy']:.3f} (F1 {metrics['eval_f1']:.3f})")
+
+    sizes = save_hub_folder(model, tokenizer, hub_dir)
+    print(f"3/4 exported a Hub-ready folder to {hub_dir}:\n    {', '.join(sizes)}")
+
+    reloaded = subprocess.run([sys.executable, "-c", RELOAD, hub_dir, RT_VALID], capture_output=True, text=True)
     if reloaded.returncode:
-        raise RuntimeError(f"reloading with trust_remote_code failed:\n{reloaded.stderr[-2000:]}")
-    remote = torch.tensor(json.loads(reloaded.stdout.strip().splitlines()[-1]))
-    max_diff = (remote - logits).abs().max().item()
-    print(f"reloaded in a fresh process without eelbert_hf (trust_remote_code=True): max |diff| = {max_diff:.2e}")
+        raise RuntimeError(f"reloading with trust_remote_code failed:\n{reloaded.stderr[-3000:]}")
+    remote = json.loads(reloaded.stdout.strip().splitlines()[-1])
+    labels = torch.tensor([json.loads(line)["label"] for line in open(RT_VALID, encoding="utf-8")])
+    remote_accuracy = (torch.tensor(remote["logits"]).argmax(-1) == labels).float().mean().item()
+    with torch.no_grad():
+        texts = [json.loads(line)["text"] for line in open(RT_VALID, encoding="utf-8")][:64]
+        local = model(**tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")).logits
+    max_diff = (torch.tensor(remote["logits"][:64]) - local).abs().max().item()
+    print(f"4/4 reloaded in a fresh process without eelbert_hf ({remote['class']}, trust_remote_code=True):\n"
+          f"    validation accuracy {remote_accuracy:.3f}, max |logit diff| vs in-process {max_diff:.1e}")
+
     with tempfile.TemporaryDirectory() as bert_dir:
         bert_bytes = bert_twin_size(model.config, bert_dir)
-    eel_bytes = sizes["model.safetensors"]
-    params = sum(p.numel() for p in model.parameters())
+    eel_bytes, params = sizes["model.safetensors"], sum(p.numel() for p in model.parameters())
     print(f"parameters: {params:,}")
     print(f"model.safetensors: EELBERT-{preset} {eel_bytes / 1e6:.3f} MB vs BertForSequenceClassification of the "
           f"same dims {bert_bytes / 1e6:.3f} MB ({bert_bytes / eel_bytes:.1f}x smaller)")
-    return {"folder": output_dir, "parameters": params, "eelbert_bytes": eel_bytes, "bert_bytes": bert_bytes,
-            "max_diff": max_diff}
+    return {"folder": hub_dir, "parameters": params, "eelbert_bytes": eel_bytes, "bert_bytes": bert_bytes,
+            "accuracy": metrics["eval_accuracy"], "remote_accuracy": remote_accuracy, "max_diff": max_diff}
