@@ -172,3 +172,16 @@ def test_finetune_cli_on_csv_sentence_pairs_and_regression(tmp_path):
         assert ("eval_pearson" in metrics) == (name == "scores") and ("eval_accuracy" in metrics) == (name == "pairs")
     with pytest.raises(ValueError, match="no column 'missing'"):
         main(["finetune", "--train_files", str(path), "--text_column", "missing", "--output_dir", out, *SMALL_RUN])
+
+
+@pytest.mark.parametrize("embedding_type", ["dynamic", "table", "hash_init", "random_hash"])
+def test_every_embedding_variant_pretrains_on_one_code_path(tmp_path, embedding_type):
+    out = str(tmp_path / embedding_type)
+    main(["pretrain", "--train_files", TEXT, "--output_dir", out, "--max_steps", "2", "--eval_strategy", "no",
+          "--save_strategy", "no", "--embedding_type", embedding_type, "--max_train_samples", "200", *SMALL_RUN])
+    model = EELBertForMaskedLM.from_pretrained(out)
+    assert model.config.embedding_type == embedding_type
+    tokenizer = eelbert_hf.EELBertTokenizer.from_pretrained(out)
+    assert tokenizer.feature_type == ("whole_token" if embedding_type == "random_hash" else "ngram")
+    has_table = any(t.shape[0] == 30522 for k, t in model.state_dict().items() if k.startswith("bert."))
+    assert has_table == (embedding_type in ("table", "hash_init"))
