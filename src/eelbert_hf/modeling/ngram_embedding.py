@@ -45,7 +45,18 @@ def hash_constants(seed: int, dim: int) -> tuple[list[int], list[int]]:
 
 
 class DynamicNgramEmbeddings(nn.Module):
-    """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32. No trainable parameters."""
+    """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32. No trainable parameters.
+
+    ``forward`` answers from a cache of whole token rows: the embedding is a pure function of a token's
+    n-gram row and has nothing to train, so a row computed once can be reused in eval and train mode alike.
+    The cache is keyed on the row itself (a 64-bit fingerprint finds the candidate, then the stored row is
+    compared with the incoming one), so the same token id with different features never gets a stale vector.
+    It holds at most ``cache_bytes`` (rows and vectors together; first come, first kept, never evicted), is
+    not part of the state dict, is emptied by ``.to()``/``.half()``/``reset_constants()``, and is skipped under
+    ``torch.compile``/tracing. ``reference`` is the uncached computation; both give bit-identical results.
+    """
+
+    cache_bytes = 16 * 2**20  # per module; 0 turns the cache off. Tiny (d=128, K=48): 18,724 rows.
 
     def __init__(self, config):
         super().__init__()
@@ -55,6 +66,7 @@ class DynamicNgramEmbeddings(nn.Module):
         # Recomputable from the config, so not saved (the checkpoint keeps no embedding state at all).
         self.hash_a = nn.Buffer(torch.tensor(a, dtype=torch.int64), persistent=False)
         self.hash_b = nn.Buffer(torch.tensor(b, dtype=torch.int64), persistent=False)
+        self.clear_cache()
 
     def reset_constants(self):
         """Refill the constants (used by ``_init_weights``: buffers are re-created after meta-device loading)."""
@@ -62,6 +74,14 @@ class DynamicNgramEmbeddings(nn.Module):
         with torch.no_grad():
             self.hash_a.copy_(torch.tensor(a, dtype=torch.int64))
             self.hash_b.copy_(torch.tensor(b, dtype=torch.int64))
+        self.clear_cache()
+
+    def clear_cache(self):
+        self._cache = None  # (row_weights (K,), keys (N,) sorted, rows (N, K), embeddings (N, d)), swapped whole
+
+    def _apply(self, fn, recurse=True):
+        self.clear_cache()  # .to(device), .half(), .cuda(), ...: cached tensors would sit on the old device
+        return super()._apply(fn, recurse)
 
     def ngram_values(self, ids: torch.Tensor) -> torch.Tensor:
         """Integer-valued vectors ``2 * ((a_j * id + b_j) mod P mod 2**17) - (2**17 - 1)``: (U,) -> (U, d).
@@ -72,15 +92,59 @@ class DynamicNgramEmbeddings(nn.Module):
         values = (2 * torch.remainder(x, 2**VALUE_BITS) - VALUE_SCALE).to(torch.float32)
         return values.masked_fill((ids == 0)[:, None], 0.0)  # +0.0, never -0.0
 
-    def forward(self, ngram_ids: torch.Tensor) -> torch.Tensor:
-        batch, seq, width = ngram_ids.shape
+    def reference(self, ngram_ids: torch.Tensor) -> torch.Tensor:
+        """The spec, uncached: (..., K) -> (..., d). Each distinct n-gram id of the input is hashed once."""
+        width = ngram_ids.shape[-1]
         if width > MAX_NGRAMS_LIMIT:  # beyond it the float32 sums would no longer be exact
             raise ValueError(f"at most {MAX_NGRAMS_LIMIT} n-grams per token, got {width}")
-        flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (B*S, K)
-        # Hash each distinct n-gram once: a batch repeats the same few thousand n-grams many times.
+        flat = ngram_ids.reshape(-1, width)  # (..., K) -> (T, K)
         unique_ids, inverse = torch.unique(flat, return_inverse=True)
         values = self.ngram_values(unique_ids)  # (U, d)
-        sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (B*S, K) -> (B*S, d), exact
+        sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d), exact
         counts = (flat != 0).sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
-        return embeddings.view(batch, seq, self.hidden_size)  # (B*S, d) -> (B, S, d)
+        return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
+
+    def forward(self, ngram_ids: torch.Tensor) -> torch.Tensor:
+        width = ngram_ids.shape[-1]
+        if self.cache_bytes <= 0 or width > MAX_NGRAMS_LIMIT or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return self.reference(ngram_ids)
+        flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (T, K)
+        cache = self._cache
+        if cache is None or cache[0].device != flat.device or cache[0].shape[0] != width:
+            cache = self._new_cache(flat.device, width)
+        row_weights, keys, rows, cached = cache
+        row_keys = (flat * row_weights).sum(dim=1)  # (T, K) -> (T,); weights < 2**24, ids < 2**31: no overflow
+        if len(keys):
+            slot = torch.searchsorted(keys, row_keys).clamp_(max=len(keys) - 1)  # (T,) candidate slots
+            hit, out = (rows[slot] == flat).all(dim=1), cached[slot]  # the row itself must match, not its key
+        else:
+            hit, out = row_keys.new_zeros(len(flat), dtype=torch.bool), cached.new_empty(len(flat), self.hidden_size)
+        if not bool(hit.all()):
+            miss = (~hit).nonzero().squeeze(1)
+            computed = self.reference(flat[miss])  # (M, d)
+            out[miss] = computed
+            self._insert(cache, row_keys[miss], flat[miss], computed)
+        return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
+
+    def _new_cache(self, device, width):
+        weights = torch.tensor([r >> 40 for r in splitmix64(self.ngram_seed ^ 0x5EED, width)], device=device)
+        empty = torch.empty(0, dtype=torch.int64, device=device)
+        self._cache = (weights, empty, empty.view(0, width), torch.empty(0, self.hidden_size, device=device, dtype=torch.float32))
+        return self._cache
+
+    def _insert(self, cache, new_keys, new_rows, new_embeddings):
+        """Add one row per fingerprint not cached yet, while there is room; a colliding row just stays uncached."""
+        weights, keys, rows, embeddings = cache
+        room = self.cache_bytes // (8 * rows.shape[1] + 4 * self.hidden_size) - len(keys)
+        if room <= 0:
+            return
+        unique_keys, inverse = torch.unique(new_keys, return_inverse=True)
+        positions = torch.arange(len(new_keys), device=keys.device)
+        first = torch.full_like(unique_keys, len(new_keys)).scatter_reduce_(0, inverse, positions, "amin")
+        first = first[~torch.isin(unique_keys, keys)][:room]  # the first row of each fingerprint not cached yet
+        if len(first) == 0:
+            return
+        keys, order = torch.sort(torch.cat([keys, new_keys[first]]))
+        self._cache = (weights, keys, torch.cat([rows, new_rows[first]])[order],
+                       torch.cat([embeddings, new_embeddings[first]])[order])

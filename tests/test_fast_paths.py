@@ -1,0 +1,122 @@
+"""Fast paths against their references: the cached `DynamicNgramEmbeddings.forward` vs `reference` (bit for bit),
+and the tokenizer's vectorised n-gram table fill vs `token_ngram_ids` applied per token. No timing here:
+speed lives in `benchmarks/`."""
+
+import pytest
+import torch
+
+from conftest import SENTENCES, small_config
+from eelbert_hf import EELBertForMaskedLM, EELBertModel
+from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
+
+TEXTS = SENTENCES + [
+    "A taut, intelligent psychological drama.",
+    "Bisset delivers a game performance, but she is unable to save the movie.",
+    "Edie Falco sparkles as a mermaid on dry land; supercalifragilisticexpialidocious!",
+]
+
+
+@pytest.fixture(scope="module")
+def batches(tokenizer):
+    """Overlapping batches of n-gram ids (shared tokens, padding rows, different lengths)."""
+    return [tokenizer(texts, padding=True, return_tensors="pt")["ngram_ids"]
+            for texts in (TEXTS[:3], TEXTS[2:], TEXTS, TEXTS[::-1][:2])]
+
+
+def test_cached_forward_is_bit_identical_to_reference(batches):
+    module = DynamicNgramEmbeddings(small_config())
+    for _ in range(2):  # cold (empty cache), partly warm, fully warm
+        for ngram_ids in batches:
+            out = module(ngram_ids)
+            assert torch.equal(out, module.reference(ngram_ids))
+            assert out.dtype == torch.float32 and out.shape == (*ngram_ids.shape[:2], 32)
+    assert module._cache is not None and len(module._cache[1]) > 0  # the cache was really used
+
+
+def test_cache_is_keyed_on_the_row_not_the_token(batches):
+    """A row that differs from a cached one in a single slot must not get the cached vector."""
+    module = DynamicNgramEmbeddings(small_config())
+    ngram_ids = batches[0]
+    module(ngram_ids)
+    changed = ngram_ids.clone()
+    changed[0, 1, 3] = changed[0, 1, 3] % (2**31 - 2) + 1  # same "token", one n-gram id different
+    changed[0, 2, -1] = 12345  # a slot that was padding now holds an id
+    out = module(changed)
+    assert torch.equal(out, module.reference(changed))
+    assert not torch.equal(out[0, 1], module(ngram_ids)[0, 1])
+
+
+def test_fingerprint_collisions_stay_correct(batches):
+    """With all-zero fingerprint weights every row has the same key: rows must still be verified one by one."""
+    module = DynamicNgramEmbeddings(small_config())
+    module(batches[0])
+    weights, keys, rows, values = module._cache
+    module._cache = (torch.zeros_like(weights), keys * 0, rows, values)
+    for ngram_ids in batches:
+        assert torch.equal(module(ngram_ids), module.reference(ngram_ids))
+        assert len(module._cache[1]) <= len(keys) + 1  # at most one more row for the single colliding key
+
+
+def test_cache_is_bounded(batches):
+    module = DynamicNgramEmbeddings(small_config())
+    module.cache_bytes = 5 * (8 * 48 + 4 * 32)  # room for five rows
+    for ngram_ids in batches:
+        assert torch.equal(module(ngram_ids), module.reference(ngram_ids))
+        assert len(module._cache[1]) <= 5
+    module.cache_bytes = 0  # off
+    module.clear_cache()
+    assert torch.equal(module(batches[1]), module.reference(batches[1])) and module._cache is None
+
+
+def test_cache_cleared_by_to_and_reset_constants(batches):
+    module = DynamicNgramEmbeddings(small_config())
+    module(batches[0])
+    module.to(torch.float64)  # any _apply: .to(device), .half(), .cuda()
+    assert module._cache is None
+    module(batches[0])
+    module.ngram_seed = 7  # new constants: cached vectors are stale
+    module.reset_constants()
+    assert module._cache is None
+    assert torch.equal(module(batches[0]), DynamicNgramEmbeddings(small_config(ngram_seed=7)).reference(batches[0]))
+
+
+def test_cache_skipped_while_compiling(batches, monkeypatch):
+    module = DynamicNgramEmbeddings(small_config())
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert torch.equal(module(batches[0]), module.reference(batches[0]))
+    assert module._cache is None
+    monkeypatch.undo()
+    compiled = torch.compile(module, backend="eager")  # dynamo traces forward for real
+    assert torch.equal(compiled(batches[1]), module.reference(batches[1]))
+    assert module._cache is None
+
+
+def test_state_dict_unchanged_by_the_cache(tokenizer):
+    model = EELBertModel(small_config()).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    buffers = [name for name, _ in model.named_buffers()]
+    model(**tokenizer(TEXTS, padding=True, return_tensors="pt"))
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(before[k], after[k]) for k in before)
+    assert [name for name, _ in model.named_buffers()] == buffers
+    assert not any("cache" in k for k in after)
+
+
+def test_model_outputs_and_gradients_match_without_cache(tokenizer):
+    """Train mode, with autograd: the cached embeddings carry no graph, and loss and gradients are identical."""
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    results = []
+    for cache_bytes in (DynamicNgramEmbeddings.cache_bytes, 0):
+        torch.manual_seed(0)
+        model = EELBertForMaskedLM(small_config()).train()
+        model.bert.embeddings.ngram_embeddings.cache_bytes = cache_bytes
+        for _ in range(2):  # the second call is answered from the cache
+            model.zero_grad()
+            loss = model(**batch, labels=labels).loss
+            loss.backward()
+        embedded = model.bert.embeddings.token_embeddings(ngram_ids=batch["ngram_ids"])
+        assert not embedded.requires_grad
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
