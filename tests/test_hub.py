@@ -135,3 +135,46 @@ def test_quickstart_runs_offline(tmp_path, capsys):
     remote_accuracy = float(printed.split("validation accuracy ")[2].split(",")[0])
     assert 0.0 < remote_accuracy < 1.0
     assert os.path.getsize(tmp_path / "hub" / "model.safetensors") <= 1.25e6
+
+
+def test_model_card_and_push_upload_the_complete_folder(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from eelbert_hf.cli import main
+    from eelbert_hf.hub import HUB_REQUIRED, save_hub_folder
+
+    model = EELBertForSequenceClassification(EELBertConfig.from_preset("uno", num_labels=2))
+    folder = tmp_path / "hub"
+    save_hub_folder(model, EELBertTokenizer.from_bundled_vocab(), str(folder), "Rotten Tomatoes",
+                    {"eval_accuracy": 0.75, "eval_runtime": 2.0})
+    card = (folder / "README.md").read_text()
+    header = card.split("---")[1]
+    for line in ("library_name: transformers", "pipeline_tag: text-classification", "license: apache-2.0",
+                 "- eelbert", "- custom_code"):
+        assert line in header
+    for fact in ("281,090", "eelbert-ngram-v1", "uno (L1 / H128 / A2)", "Rotten Tomatoes", "| eval_accuracy | 0.7500 |",
+                 "trust_remote_code=True"):
+        assert fact in card
+    assert "eval_runtime" not in card
+
+    calls = []
+
+    class FakeApi:  # the Hub is unreachable here: record what would be sent
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            calls.append(("create_repo", repo_id, private, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            calls.append(("upload_folder", repo_id, sorted(os.listdir(folder_path))))
+            return "fake-commit"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    main(["push", str(folder), "org/uno-eelbert"])
+    assert calls[0] == ("create_repo", "org/uno-eelbert", False, True)
+    assert calls[1][0] == "upload_folder" and set(HUB_REQUIRED) <= set(calls[1][2])
+    assert 'from_pretrained("org/uno-eelbert", trust_remote_code=True)' in (folder / "README.md").read_text()
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="missing model.safetensors"):
+        main(["push", str(folder), "org/uno-eelbert"])

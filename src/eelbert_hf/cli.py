@@ -64,6 +64,11 @@ def main(argv=None):
     export.add_argument("checkpoint")
     export.add_argument("output_dir")
     export.add_argument("--fp16", action="store_true", help="save the weights in float16 (half the size)")
+    export.add_argument("--training-data", default=None, help="what the model was trained on (for the model card)")
+    push = commands.add_parser("push", help="upload an exported folder to the Hub")
+    push.add_argument("folder")
+    push.add_argument("repo_id", help="e.g. your-name/uno-eelbert")
+    push.add_argument("--private", action="store_true")
     if argv and argv[0] in ("pretrain", "finetune"):
         return _training_command(argv[0], argv[1:])
     args = parser.parse_args(argv)
@@ -76,9 +81,14 @@ def main(argv=None):
     elif args.command == "export":
         from .hub import export as export_folder
 
-        sizes = export_folder(args.checkpoint, args.output_dir, fp16=args.fp16)
+        sizes = export_folder(args.checkpoint, args.output_dir, fp16=args.fp16, training_data=args.training_data)
         print(f"exported to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
               f"({'float16' if args.fp16 else 'float32'}); files: {', '.join(sizes)}")
+    elif args.command == "push":
+        from .hub import push as push_folder
+
+        commit = push_folder(args.folder, args.repo_id, private=args.private)
+        print(f"uploaded {args.folder} to https://huggingface.co/{args.repo_id} ({commit})")
 
 
 if __name__ == "__main__":

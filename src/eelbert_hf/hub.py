@@ -1,10 +1,22 @@
-"""Saving EELBERT as a Hub-ready folder: weights, config, tokenizer and the flat remote-code files."""
+"""Saving EELBERT as a Hub-ready folder (weights, config, tokenizer, the flat remote-code files, a model card)
+and pushing it to the Hub."""
 
+import json
 import os
 
-from .modeling.configuration_eelbert import EELBertConfig
+from .modeling.configuration_eelbert import PRESETS, EELBertConfig
 
 NGRAM_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token")
+# architecture -> (pipeline tag, Auto class)
+HEADS = {
+    "EELBertModel": ("feature-extraction", "AutoModel"),
+    "EELBertForMaskedLM": ("fill-mask", "AutoModelForMaskedLM"),
+    "EELBertForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
+}
+# what a complete folder holds: weights, config, tokenizer, card and the flat remote-code files
+HUB_REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
+                "configuration_eelbert.py", "modeling_eelbert.py", "ngram_embedding.py", "tokenization_eelbert.py",
+                "ngram_hashing.py")
 
 
 def check_compatible(config: EELBertConfig, tokenizer) -> None:
@@ -24,16 +36,92 @@ def check_compatible(config: EELBertConfig, tokenizer) -> None:
                              f"EELBertTokenizer.from_pretrained(..., {field}={want!r}).")
 
 
-def save_hub_folder(model, tokenizer, folder: str) -> dict:
-    """Write model + tokenizer + their .py files to `folder` (what `push_to_hub` uploads); return file sizes."""
+def save_hub_folder(model, tokenizer, folder: str, training_data: str | None = None,
+                    metrics: dict | None = None) -> dict:
+    """Write model + tokenizer + their .py files + a model card to `folder` (what `eelbert push` uploads);
+    return the file sizes."""
     check_compatible(model.config, tokenizer)
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as f:
+        f.write(model_card(model, os.path.getsize(os.path.join(folder, "model.safetensors")), training_data, metrics))
     return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
 
 
-def export(checkpoint: str, output_dir: str, fp16: bool = False) -> dict:
+def _preset_name(config) -> str:
+    dims = (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size)
+    return next((name for name, preset in PRESETS.items() if preset == dims), "custom")
+
+
+def model_card(model, checkpoint_bytes: int, training_data: str | None = None, metrics: dict | None = None) -> str:
+    """A Hub model card (README.md with YAML metadata) describing an EELBERT checkpoint."""
+    config, architecture = model.config, type(model).__name__
+    pipeline_tag, auto_class = HEADS.get(architecture, ("feature-extraction", "AutoModel"))
+    params = sum(p.numel() for p in model.parameters())
+    dtype = str(next(model.parameters()).dtype).replace("torch.", "")
+    metric_lines = "".join(f"| {k} | {v:.4f} |\n" for k, v in sorted((metrics or {}).items())
+                           if isinstance(v, float) and not k.endswith(("runtime", "per_second")))
+    return f"""---
+library_name: transformers
+pipeline_tag: {pipeline_tag}
+license: apache-2.0
+tags:
+- eelbert
+- bert
+- hashed-embeddings
+- custom_code
+---
+
+# EELBERT ({_preset_name(config)}, {architecture})
+
+A BERT whose checkpoint holds **no input-embedding table**: each token's input embedding is computed on the
+fly from hashes of its character n-grams (EELBERT, Cohn et al. 2023, arXiv:2310.20144). The modeling and
+tokenization code ships in this repository (`trust_remote_code=True`).
+
+| | |
+|---|---|
+| architecture | {architecture} |
+| preset | {_preset_name(config)} (L{config.num_hidden_layers} / H{config.hidden_size} / A{config.num_attention_heads}) |
+| embedding_type | {config.embedding_type} |
+| hash scheme | {config.hash_scheme} (n = {config.ngram_min_n}..{config.ngram_max_n}, {config.max_ngrams_per_token} n-grams per token) |
+| parameters | {params:,} |
+| model.safetensors | {checkpoint_bytes / 1e6:.3f} MB ({dtype}) |
+| training data | {training_data or "not recorded"} |
+
+{"| metric | value |" + chr(10) + "|---|---|" + chr(10) + metric_lines if metric_lines else "No evaluation metrics recorded."}
+
+## Use
+
+```python
+from transformers import AutoTokenizer, {auto_class}
+tokenizer = AutoTokenizer.from_pretrained("<repo_id>", trust_remote_code=True)
+model = {auto_class}.from_pretrained("<repo_id>", trust_remote_code=True)
+```
+
+The tokenizer returns `ngram_ids` next to `input_ids`; pass everything it returns to the model.
+"""
+
+
+def push(folder: str, repo_id: str, private: bool = False, token: str | None = None):
+    """Upload a folder written by `save_hub_folder` / `eelbert export` to the Hub as `repo_id`."""
+    from huggingface_hub import HfApi
+
+    missing = [name for name in HUB_REQUIRED if not os.path.exists(os.path.join(folder, name))]
+    if missing:
+        raise ValueError(f"{folder} is not a complete EELBERT folder (missing {', '.join(missing)}): "
+                         "write it with `eelbert export` first")
+    card = os.path.join(folder, "README.md")
+    with open(card, encoding="utf-8") as f:
+        text = f.read()
+    with open(card, "w", encoding="utf-8") as f:
+        f.write(text.replace("<repo_id>", repo_id))  # the card's loading snippet names the real repository
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    return api.upload_folder(folder_path=folder, repo_id=repo_id, commit_message="Upload EELBERT model")
+
+
+def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: str | None = None) -> dict:
     """A training checkpoint (MLM or classifier) -> a Hub-ready folder, optionally in float16; returns sizes."""
     import torch
     from transformers import AutoConfig
@@ -47,4 +135,6 @@ def export(checkpoint: str, output_dir: str, fp16: bool = False) -> dict:
     if model_class is None or not architecture.startswith("EELBert"):
         raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
     model = model_class.from_pretrained(checkpoint, dtype=torch.float16 if fp16 else torch.float32)
-    return save_hub_folder(model, load_tokenizer(checkpoint, config), output_dir)
+    metrics_file = os.path.join(checkpoint, "metrics.json")
+    metrics = json.load(open(metrics_file, encoding="utf-8")) if os.path.exists(metrics_file) else None
+    return save_hub_folder(model, load_tokenizer(checkpoint, config), output_dir, training_data, metrics)
