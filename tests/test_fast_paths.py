@@ -2,12 +2,14 @@
 and the tokenizer's vectorised n-gram table fill vs `token_ngram_ids` applied per token. No timing here:
 speed lives in `benchmarks/`."""
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import SENTENCES, small_config
-from eelbert_hf import EELBertForMaskedLM, EELBertModel
+from eelbert_hf import EELBertForMaskedLM, EELBertModel, EELBertTokenizer
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
+from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids, token_ngram_ids_array
 
 TEXTS = SENTENCES + [
     "A taut, intelligent psychological drama.",
@@ -120,3 +122,46 @@ def test_model_outputs_and_gradients_match_without_cache(tokenizer):
         results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
     (loss_a, grads_a), (loss_b, grads_b) = results
     assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+
+
+TRICKY_TOKENS = [
+    "", "#", "##", "###", "##a", "[]", "[x]", "a]", "[a", "\ud800", "##\udfff", "😀", "##😀x", "👩‍👩‍👧", "naïve",
+    "文字", "\x00", "a\x00", "ab\x00\x00", "\xff\xfe", "[MASK]", "runner", "##running", "x" * 17, "y" * 200,
+    "##" + "é" * 70, "supercalifragilistic", "##ungefährlichkeiten", "антидисестаблишментарианизм", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢𝔰𝔱𝔯𝔦𝔫𝔤",
+]
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    dict(ngram_min_n=2, ngram_max_n=5, max_ngrams_per_token=7),
+    dict(ngram_min_n=1, ngram_max_n=1, max_ngrams_per_token=128),
+    dict(ngram_min_n=3, ngram_max_n=4, max_ngrams_per_token=2),
+    dict(whole_token=True),
+])
+def test_vectorised_ngram_ids_equal_the_spec_function(tokenizer, params):
+    """The whole bundled vocabulary (numpy path) plus odd tokens, in groups big and small (per-token path)."""
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    if params:
+        vocab = vocab[::7]  # the full vocabulary once (default parameters) is enough
+    for tokens in (vocab + TRICKY_TOKENS, TRICKY_TOKENS[:5], TRICKY_TOKENS[-9:], ["x" * 17]):
+        atoms = [token in ("[MASK]", "[PAD]", "runner") for token in tokens]  # "runner": an atom by request
+        fast = token_ngram_ids_array(tokens, atoms, **params)
+        width = params.get("max_ngrams_per_token", 48)
+        assert fast.shape == (len(tokens), width) and fast.dtype == np.int64
+        for token, atom, row in zip(tokens, atoms, fast.tolist()):
+            expected = token_ngram_ids(token, atom=atom, **params)
+            assert row == expected + [0] * (width - len(expected)), token
+
+
+def test_tokenizer_table_fill_equals_per_token_spec():
+    """A fresh tokenizer's lazily filled table (added tokens included): a few ids one call at a time (per-token
+    path), then the rest of the vocabulary in one call (numpy path)."""
+    tokenizer = EELBertTokenizer.from_bundled_vocab()
+    tokenizer.add_tokens(["naïvely", "[bracketed]", "##😀"])
+    ids = np.arange(len(tokenizer))
+    for token_id in ids[::997]:
+        tokenizer.ngram_ids_for([token_id])
+    table = tokenizer.ngram_ids_for(ids)
+    for token_id, row in zip(ids.tolist(), table.tolist()):
+        expected = tokenizer.token_ngram_ids(tokenizer.convert_ids_to_tokens(token_id))
+        assert row == expected + [0] * (48 - len(expected)), token_id

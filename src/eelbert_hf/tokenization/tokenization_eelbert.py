@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers.models.bert.tokenization_bert import BertTokenizer
 
-from .ngram_hashing import HASH_SCHEME, check_ngram_params, token_ngram_ids
+from .ngram_hashing import HASH_SCHEME, check_ngram_params, token_ngram_ids, token_ngram_ids_array
 
 
 # "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
@@ -74,11 +74,12 @@ class EELBertTokenizer(BertTokenizer):
             table[:known] = self._ngram_table
             self._ngram_table, self._ngram_ready = table, np.concatenate([self._ngram_ready, np.zeros(size - known, bool)])
         todo = np.unique(ids[~self._ngram_ready[ids]]).tolist()
-        if todo:
-            special = set(self.all_special_tokens)
-            for token_id, token in zip(todo, self.convert_ids_to_tokens(todo)):
-                row = self.token_ngram_ids(token, atom=token in special)
-                self._ngram_table[token_id, : len(row)] = row
+        if todo:  # hash the tokens seen for the first time, all at once (same ids as `token_ngram_ids` per token)
+            tokens, special = self.convert_ids_to_tokens(todo), set(self.all_special_tokens)
+            self._ngram_table[todo] = token_ngram_ids_array(
+                tokens, [token in special for token in tokens], ngram_min_n=self.ngram_min_n,
+                ngram_max_n=self.ngram_max_n, max_ngrams_per_token=self.max_ngrams_per_token,
+                whole_token=self.feature_type == "whole_token")
             self._ngram_ready[todo] = True
         return self._ngram_table[ids]
 
