@@ -22,16 +22,24 @@ from .configuration_eelbert import TABLE_TYPES, EELBertConfig
 from .ngram_embedding import MAX_NGRAM_ID, DynamicNgramEmbeddings
 
 
-def _check_tensor(name, tensor, low, high, hint):
-    """Raise a clear error for a non-integer or out-of-range id tensor instead of an IndexError deep in torch."""
+def _check_tensor(name, tensor, low, high, hint, shape=None):
+    """Raise a clear TypeError/ValueError for a non-integer, wrongly shaped or out-of-range id tensor, instead of an
+    IndexError or a shape error deep inside torch. `low` None: any value; `shape`: the exact shape it must have."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}; {hint}")
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must hold integers (torch.long), got {tensor.dtype}; {hint}")
-    if tensor.numel() and not torch.compiler.is_compiling():
+    if shape is not None and tuple(tensor.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, like the other inputs, got {tuple(tensor.shape)}; {hint}")
+    if low is not None and tensor.numel() and not torch.compiler.is_compiling():
         smallest, largest = int(tensor.min()), int(tensor.max())
         if smallest < low or largest > high:
             raise ValueError(f"{name} values must lie in [{low}, {high}], got [{smallest}, {largest}]; {hint}")
+
+
+def _check_not_empty(shape):
+    if 0 in tuple(shape):  # torch would fail deep inside attention with a reshape error
+        raise ValueError(f"empty input of shape {tuple(shape)}: pass at least one sequence with at least one token")
 
 
 class EELBertEmbeddings(nn.Module):
@@ -57,6 +65,9 @@ class EELBertEmbeddings(nn.Module):
             if input_ids is None:
                 raise ValueError(f"embedding_type={config.embedding_type!r} needs input_ids (or inputs_embeds)")
             _check_tensor("input_ids", input_ids, 0, config.vocab_size - 1, "use the tokenizer the model was trained with")
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
+            _check_not_empty(input_ids.shape)
             return self.word_embeddings(input_ids)
         hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
         if ngram_ids is None:
@@ -65,9 +76,12 @@ class EELBertEmbeddings(nn.Module):
         width = config.max_ngrams_per_token
         if ngram_ids.dim() != 3 or ngram_ids.shape[-1] != width:
             raise ValueError(f"ngram_ids must have shape (batch, seq_len, {width}), got {tuple(ngram_ids.shape)}; {hint}")
+        if input_ids is not None:  # unused here (any vocabulary size works), but it must be a token-id tensor
+            _check_tensor("input_ids", input_ids, None, None, hint)
         if input_ids is not None and tuple(input_ids.shape) != tuple(ngram_ids.shape[:2]):
             raise ValueError(f"input_ids shape {tuple(input_ids.shape)} does not match ngram_ids shape "
                              f"{tuple(ngram_ids.shape)}: both must come from the same EELBertTokenizer call")
+        _check_not_empty(ngram_ids.shape[:2])
         embeddings = self.ngram_embeddings(ngram_ids.long())
         return embeddings.to(self.position_embeddings.weight.dtype)
 
@@ -83,11 +97,13 @@ class EELBertEmbeddings(nn.Module):
             position_ids = self.position_ids[:, :seq]
         else:
             _check_tensor("position_ids", position_ids, 0, self.config.max_position_embeddings - 1, "")
+            if position_ids.dim() != 2 or position_ids.shape[-1] != seq:
+                raise ValueError(f"position_ids must have shape (batch or 1, {seq}), got {tuple(position_ids.shape)}")
         if token_type_ids is None:
             token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=inputs_embeds.device)
         else:
             _check_tensor("token_type_ids", token_type_ids, 0, self.config.type_vocab_size - 1,
-                          f"this model has type_vocab_size={self.config.type_vocab_size}")
+                          f"this model has type_vocab_size={self.config.type_vocab_size}", shape=(batch, seq))
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
         return self.dropout(self.LayerNorm(embeddings))
 
@@ -153,9 +169,15 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
                 position_ids=None, inputs_embeds=None, **kwargs):
         if inputs_embeds is None:
             inputs_embeds = self.embeddings.token_embeddings(input_ids, ngram_ids)
-        if attention_mask is not None and tuple(attention_mask.shape) != tuple(inputs_embeds.shape[:2]):
-            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape "
-                             f"{tuple(inputs_embeds.shape[:2])}")
+        elif not (isinstance(inputs_embeds, torch.Tensor) and inputs_embeds.is_floating_point()
+                  and inputs_embeds.dim() == 3 and inputs_embeds.shape[-1] == self.config.hidden_size):
+            raise ValueError(f"inputs_embeds must be a float tensor of shape (batch, seq_len, {self.config.hidden_size})")
+        shape = tuple(inputs_embeds.shape[:2])
+        _check_not_empty(shape)
+        if attention_mask is not None and not isinstance(attention_mask, torch.Tensor):
+            raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
+        if attention_mask is not None and tuple(attention_mask.shape) != shape:
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape {shape}")
         return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
                                position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs)
 
@@ -201,9 +223,8 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
         if labels is None:
             logits = self.cls.predictions(sequence_output)
         else:
-            if tuple(labels.shape) != tuple(sequence_output.shape[:2]):
-                raise ValueError(f"labels shape {tuple(labels.shape)} must match the input shape "
-                                 f"{tuple(sequence_output.shape[:2])}")
+            _check_tensor("labels", labels, None, None, "use -100 for unlabelled positions",
+                          shape=sequence_output.shape[:2])
             selected = labels != -100
             _check_tensor("labels", labels[selected], 0, self.config.vocab_size - 1, "use -100 for unlabelled positions")
             logits = self.cls.predictions(sequence_output[selected])  # (B, S, d) -> (N, d) -> (N, V)
@@ -230,6 +251,8 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
         # `ngram_ids` is named here so Trainer and pipelines keep it; BERT's forward passes it on to self.bert.
+        if labels is not None and not isinstance(labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
         if labels is not None and self.num_labels > 1 and not labels.is_floating_point():
             _check_tensor("labels", labels, 0, self.num_labels - 1, f"this model has num_labels={self.num_labels}")
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
