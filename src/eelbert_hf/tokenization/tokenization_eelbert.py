@@ -8,6 +8,7 @@ is filled lazily (each token is hashed once, on first sight), so steady-state co
 
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +20,27 @@ from .ngram_hashing import HASH_SCHEME, check_ngram_params, token_ngram_ids, tok
 
 # "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
 FEATURE_TYPES = ("ngram", "whole_token")
+SURROGATE = re.compile("[\ud800-\udfff]")  # not valid Unicode text: the Rust tokenizer refuses them
+
+
+def _clean_text(text, name, depth=0):
+    """Check that `text` is a str, or lists/tuples of str nested as `__call__` allows (batch, pairs, pre-split
+    words), and replace each lone surrogate with U+FFFD (one code point for one, so offsets still match the
+    input). BERT's normalizer drops U+FFFD like any invalid character."""
+    if isinstance(text, str):
+        return SURROGATE.sub("\ufffd", text) if SURROGATE.search(text) else text
+    if isinstance(text, (list, tuple)) and depth < 3:
+        cleaned = [_clean_text(item, f"{name}[{i}]", depth + 1) for i, item in enumerate(text)]
+        return cleaned if isinstance(text, list) else tuple(cleaned)
+    raise TypeError(f"{name} is of type {type(text).__name__}, but the tokenizer takes a str, a list of str, or lists "
+                    "of pre-split words (with is_split_into_words=True): convert or drop that item")
+
+
+def _holds_integers(ids) -> bool:
+    """False for a float, complex or bool tensor or array (`pad` itself rejects such Python lists)."""
+    if isinstance(ids, torch.Tensor):
+        return not (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool)
+    return not isinstance(ids, np.ndarray) or ids.dtype.kind in "iu"
 
 
 class EELBertTokenizer(BertTokenizer):
@@ -98,18 +120,28 @@ class EELBertTokenizer(BertTokenizer):
             batch["ngram_ids"] = self.ngram_ids_for(ids).tolist()
         return batch
 
-    def _encode_plus(self, text, *args, **kwargs):
+    def _encode_plus(self, text, text_pair=None, *args, **kwargs):
         if isinstance(text, (list, tuple)) and not text:
             raise ValueError("got an empty batch: pass a string or a non-empty list of strings")
-        return self._with_ngram_ids(super()._encode_plus(text, *args, **kwargs))
+        text = _clean_text(text, "text")
+        text_pair = None if text_pair is None else _clean_text(text_pair, "text_pair")
+        return self._with_ngram_ids(super()._encode_plus(text, text_pair, *args, **kwargs))
 
     def pad(self, encoded_inputs, *args, **kwargs):
         # ngram_ids are a function of input_ids: drop them, pad as BERT does, and recompute them for the result.
         if isinstance(encoded_inputs, Mapping):
             encoded_inputs = {k: v for k, v in encoded_inputs.items() if k != "ngram_ids"}
-        elif isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
+        elif isinstance(encoded_inputs, (list, tuple)) and encoded_inputs:
+            if not all(isinstance(e, Mapping) for e in encoded_inputs):
+                raise TypeError("pad takes a dict of lists or a list of dicts (tokenizer outputs), got a list "
+                                f"holding {sorted({type(e).__name__ for e in encoded_inputs})}")
             encoded_inputs = [{k: v for k, v in e.items() if k != "ngram_ids"} for e in encoded_inputs]
-        return self._with_ngram_ids(super().pad(encoded_inputs, *args, **kwargs))
+        else:
+            raise ValueError(f"pad got {encoded_inputs!r:.40}: pass a tokenizer output or a non-empty list of them")
+        batch = super().pad(encoded_inputs, *args, **kwargs)
+        if not _holds_integers(batch.get("input_ids")):  # n-gram lookup would silently truncate 101.7 to 101
+            raise TypeError(f"input_ids must hold integer token ids, got {batch['input_ids'].dtype}")
+        return self._with_ngram_ids(batch)
 
     def __getstate__(self):
         # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
