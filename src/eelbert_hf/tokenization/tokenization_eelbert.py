@@ -56,8 +56,9 @@ class EELBertTokenizer(BertTokenizer):
         self.ngram_min_n = ngram_min_n
         self.ngram_max_n = ngram_max_n
         self.max_ngrams_per_token = max_ngrams_per_token
-        self._ngram_table = np.zeros((0, max_ngrams_per_token), dtype=np.int64)  # row i: n-gram ids of token i
-        self._ngram_ready = np.zeros(0, dtype=bool)
+        self._ngram_slot = np.zeros(0, dtype=np.int64)  # token id -> its row of _ngram_table, -1 until first seen
+        self._ngram_table = np.zeros((0, max_ngrams_per_token), dtype=np.int64)  # n-gram ids of the tokens seen
+        self._ngram_rows = 0  # rows of _ngram_table in use
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, hash_scheme=hash_scheme, ngram_min_n=ngram_min_n, ngram_max_n=ngram_max_n,
                          max_ngrams_per_token=max_ngrams_per_token, feature_type=feature_type, **kwargs)
@@ -85,25 +86,29 @@ class EELBertTokenizer(BertTokenizer):
                                whole_token=self.feature_type == "whole_token")
 
     def ngram_ids_for(self, input_ids) -> np.ndarray:
-        """n-gram ids of token ids: integer array (...,) -> int64 array (..., max_ngrams_per_token)."""
+        """n-gram ids of token ids: integer array (...,) -> int64 array (..., max_ngrams_per_token).
+
+        Each token is hashed on first sight (all new tokens of a call at once) and its row kept in a table of the
+        tokens seen so far: memory grows with the tokens in use (384 bytes each), not with the vocabulary."""
         ids = np.asarray(input_ids, dtype=np.int64)
         size = len(self)
         if ids.size and (ids.min() < 0 or ids.max() >= size):
             raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
-        known = len(self._ngram_ready)
-        if known < size:  # first use, or tokens were added
-            table = np.zeros((size, self.max_ngrams_per_token), dtype=np.int64)
-            table[:known] = self._ngram_table
-            self._ngram_table, self._ngram_ready = table, np.concatenate([self._ngram_ready, np.zeros(size - known, bool)])
-        todo = np.unique(ids[~self._ngram_ready[ids]]).tolist()
-        if todo:  # hash the tokens seen for the first time, all at once (same ids as `token_ngram_ids` per token)
+        if len(self._ngram_slot) < size:  # first use, or tokens were added
+            self._ngram_slot = np.concatenate([self._ngram_slot, np.full(size - len(self._ngram_slot), -1)])
+        todo = sorted(set(ids[self._ngram_slot[ids] < 0].tolist()))  # (np.unique would import numpy.ma: +3 MB RSS)
+        if todo:  # same ids as `token_ngram_ids` applied per token
             tokens, special = self.convert_ids_to_tokens(todo), set(self.all_special_tokens)
-            self._ngram_table[todo] = token_ngram_ids_array(
-                tokens, [token in special for token in tokens], ngram_min_n=self.ngram_min_n,
-                ngram_max_n=self.ngram_max_n, max_ngrams_per_token=self.max_ngrams_per_token,
-                whole_token=self.feature_type == "whole_token")
-            self._ngram_ready[todo] = True
-        return self._ngram_table[ids]
+            rows = token_ngram_ids_array(tokens, [token in special for token in tokens], ngram_min_n=self.ngram_min_n,
+                                         ngram_max_n=self.ngram_max_n, max_ngrams_per_token=self.max_ngrams_per_token,
+                                         whole_token=self.feature_type == "whole_token")
+            start, stop = self._ngram_rows, self._ngram_rows + len(todo)
+            if stop > len(self._ngram_table):  # grow by doubling
+                table = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)
+                table[:start] = self._ngram_table[:start]
+                self._ngram_table = table
+            self._ngram_table[start:stop], self._ngram_slot[todo], self._ngram_rows = rows, np.arange(start, stop), stop
+        return self._ngram_table[self._ngram_slot[ids]]
 
     def _with_ngram_ids(self, batch):
         """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
@@ -146,8 +151,9 @@ class EELBertTokenizer(BertTokenizer):
     def __getstate__(self):
         # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
         state = self.__dict__.copy()
+        state["_ngram_slot"] = np.zeros(0, dtype=np.int64)
         state["_ngram_table"] = np.zeros((0, self.max_ngrams_per_token), dtype=np.int64)
-        state["_ngram_ready"] = np.zeros(0, dtype=bool)
+        state["_ngram_rows"] = 0
         return state
 
 
