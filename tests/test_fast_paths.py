@@ -32,7 +32,7 @@ def test_cached_forward_is_bit_identical_to_reference(batches):
             out = module(ngram_ids)
             assert torch.equal(out, module.reference(ngram_ids))
             assert out.dtype == torch.float32 and out.shape == (*ngram_ids.shape[:2], 32)
-    assert module._cache is not None and len(module._cache[1]) > 0  # the cache was really used
+    assert module._cache is not None and len(module._cache.keys) > 1  # the cache was really used
 
 
 def test_cache_is_keyed_on_the_row_not_the_token(batches):
@@ -52,22 +52,56 @@ def test_fingerprint_collisions_stay_correct(batches):
     """With all-zero fingerprint weights every row has the same key: rows must still be verified one by one."""
     module = DynamicNgramEmbeddings(small_config())
     module(batches[0])
-    weights, keys, rows, values = module._cache
-    module._cache = (torch.zeros_like(weights), keys * 0, rows, values)
+    cache = module._cache
+    module._cache = cache._replace(weights=torch.zeros_like(cache.weights), keys=cache.keys * 0)
     for ngram_ids in batches:
         assert torch.equal(module(ngram_ids), module.reference(ngram_ids))
-        assert len(module._cache[1]) <= len(keys) + 1  # at most one more row for the single colliding key
+        assert len(module._cache.keys) == len(cache.keys)  # key 0 is taken: nothing more is cached
 
 
 def test_cache_is_bounded(batches):
     module = DynamicNgramEmbeddings(small_config())
-    module.cache_bytes = 5 * (8 * 48 + 4 * 32)  # room for five rows
+    module.cache_bytes = 5 * (8 * 48 + 4 * 32)  # room for five rows (the sentinel row included)
     for ngram_ids in batches:
         assert torch.equal(module(ngram_ids), module.reference(ngram_ids))
-        assert len(module._cache[1]) <= 5
+        assert len(module._cache.keys) == 5 and len(module._cache.rows) <= 5
     module.cache_bytes = 0  # off
     module.clear_cache()
     assert torch.equal(module(batches[1]), module.reference(batches[1])) and module._cache is None
+
+
+def test_cache_grows_and_then_answers_everything():
+    """Enough distinct rows to double the storage twice; afterwards every row is a hit and results still match."""
+    module = DynamicNgramEmbeddings(small_config())
+    generator = torch.Generator().manual_seed(0)
+    ngram_ids = torch.randint(1, 2**31 - 1, (10, 100, 48), generator=generator)
+    ngram_ids[:, :, 20:] = 0  # padded rows, as from the tokenizer
+    ngram_ids[:, ::7] = ngram_ids[:1, ::7]  # and rows repeated across batches
+    for batch in ngram_ids.split(3):
+        assert torch.equal(module(batch), module.reference(batch))
+    assert len(module._cache.keys) == 1 + len(torch.unique(ngram_ids.reshape(-1, 48), dim=0)) > 512
+    expected, rows_before = module.reference(ngram_ids), module._cache.rows
+    module.reference = None  # all hits from here: a miss would call it and fail
+    assert torch.equal(module(ngram_ids), expected) and module._cache.rows is rows_before
+
+
+def test_cache_under_concurrent_calls(batches):
+    import threading
+
+    module, errors = DynamicNgramEmbeddings(small_config()), []
+
+    def work(offset):
+        for i in range(40):
+            ngram_ids = batches[(i + offset) % len(batches)]
+            if not torch.equal(module(ngram_ids), module.reference(ngram_ids)):
+                errors.append(offset)
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
 
 
 def test_cache_cleared_by_to_and_reset_constants(batches):

@@ -12,7 +12,11 @@ CPU or GPU and ONNX agree bit for bit:
 - the vector value is the odd integer ``2 * (x mod 2**17) - (2**17 - 1)``, later divided by 2**17 - 1;
 - a token sums at most 128 such integers, so |sum| < 2**24 and float32 adds them exactly in any order;
 - the mean is one float32 division by ``count * (2**17 - 1)`` (< 2**24, exact).
+Since nothing here is trained, ``forward`` also keeps the embeddings of the token rows it has seen (bounded).
 """
+
+import threading
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -44,6 +48,18 @@ def hash_constants(seed: int, dim: int) -> tuple[list[int], list[int]]:
     return [1 + r % (HASH_PRIME - 1) for r in draws[0::2]], [r % HASH_PRIME for r in draws[1::2]]
 
 
+class RowCache(NamedTuple):
+    """Token rows already embedded. A lookup binary-searches a row's 64-bit fingerprint, then compares the stored
+    row with the incoming one. Readers take one snapshot; an insert publishes a new one and writes only storage
+    rows past those that older snapshots use."""
+
+    weights: torch.Tensor  # (K,) fingerprint of a row = sum of ids * weights; weights < 2**24, ids < 2**31
+    keys: torch.Tensor  # (N,) sorted fingerprints of the cached rows
+    slots: torch.Tensor  # (N,) where the row with fingerprint keys[i] is stored
+    rows: torch.Tensor  # (capacity, K) stored rows, the first N in use; grows by doubling
+    embeddings: torch.Tensor  # (capacity, d) their embeddings
+
+
 class DynamicNgramEmbeddings(nn.Module):
     """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32. No trainable parameters.
 
@@ -51,12 +67,13 @@ class DynamicNgramEmbeddings(nn.Module):
     n-gram row and has nothing to train, so a row computed once can be reused in eval and train mode alike.
     The cache is keyed on the row itself (a 64-bit fingerprint finds the candidate, then the stored row is
     compared with the incoming one), so the same token id with different features never gets a stale vector.
-    It holds at most ``cache_bytes`` (rows and vectors together; first come, first kept, never evicted), is
-    not part of the state dict, is emptied by ``.to()``/``.half()``/``reset_constants()``, and is skipped under
-    ``torch.compile``/tracing. ``reference`` is the uncached computation; both give bit-identical results.
+    It holds at most ``cache_bytes`` (rows and vectors together; first come, first kept, never evicted; growing
+    it briefly holds the old storage too), is not part of the state dict, is emptied by ``.to()``/``.half()``/
+    ``reset_constants()``, and is skipped under ``torch.compile``/tracing. ``reference`` is the uncached
+    computation; the two give bit-identical results.
     """
 
-    cache_bytes = 16 * 2**20  # per module; 0 turns the cache off. Tiny (d=128, K=48): 18,724 rows.
+    cache_bytes = 16 * 2**20  # per module; 0 turns the cache off. K=48: 18,724 rows at d=128, 4,854 at d=768
 
     def __init__(self, config):
         super().__init__()
@@ -76,8 +93,11 @@ class DynamicNgramEmbeddings(nn.Module):
             self.hash_b.copy_(torch.tensor(b, dtype=torch.int64))
         self.clear_cache()
 
+    _cache_lock = threading.Lock()  # inserts append to shared storage, one at a time; lookups need no lock
+
     def clear_cache(self):
-        self._cache = None  # (row_weights (K,), keys (N,) sorted, rows (N, K), embeddings (N, d)), swapped whole
+        with self._cache_lock:
+            self._cache: RowCache | None = None
 
     def _apply(self, fn, recurse=True):
         self.clear_cache()  # .to(device), .half(), .cuda(), ...: cached tensors would sit on the old device
@@ -111,40 +131,46 @@ class DynamicNgramEmbeddings(nn.Module):
             return self.reference(ngram_ids)
         flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (T, K)
         cache = self._cache
-        if cache is None or cache[0].device != flat.device or cache[0].shape[0] != width:
-            cache = self._new_cache(flat.device, width)
-        row_weights, keys, rows, cached = cache
-        row_keys = (flat * row_weights).sum(dim=1)  # (T, K) -> (T,); weights < 2**24, ids < 2**31: no overflow
-        if len(keys):
-            slot = torch.searchsorted(keys, row_keys).clamp_(max=len(keys) - 1)  # (T,) candidate slots
-            hit, out = (rows[slot] == flat).all(dim=1), cached[slot]  # the row itself must match, not its key
-        else:
-            hit, out = row_keys.new_zeros(len(flat), dtype=torch.bool), cached.new_empty(len(flat), self.hidden_size)
+        if cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width:
+            cache = self._cache = self._new_cache(flat.device, width)
+        row_keys = (flat * cache.weights).sum(dim=1)  # (T, K) -> (T,), exact: no int64 overflow
+        slot = cache.slots[torch.searchsorted(cache.keys, row_keys).clamp_(max=len(cache.keys) - 1)]  # (T,)
+        hit, out = (cache.rows[slot] == flat).all(dim=1), cache.embeddings[slot]  # the row itself must match
         if not bool(hit.all()):
             miss = (~hit).nonzero().squeeze(1)
-            computed = self.reference(flat[miss])  # (M, d)
-            out[miss] = computed
-            self._insert(cache, row_keys[miss], flat[miss], computed)
+            out[miss] = computed = self.reference(flat[miss])  # (M, d)
+            self._insert(cache.weights, row_keys[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
 
-    def _new_cache(self, device, width):
+    def _new_cache(self, device, width) -> RowCache:
+        """A cache holding one sentinel row of -1s, which matches no input (ids are >= 0): never empty."""
         weights = torch.tensor([r >> 40 for r in splitmix64(self.ngram_seed ^ 0x5EED, width)], device=device)
-        empty = torch.empty(0, dtype=torch.int64, device=device)
-        self._cache = (weights, empty, empty.view(0, width), torch.empty(0, self.hidden_size, device=device, dtype=torch.float32))
-        return self._cache
+        sentinel = torch.full((1, width), -1, dtype=torch.int64, device=device)
+        embeddings = torch.zeros(1, self.hidden_size, dtype=torch.float32, device=device)
+        return RowCache(weights, (sentinel * weights).sum(dim=1), torch.zeros_like(weights[:1]), sentinel, embeddings)
 
-    def _insert(self, cache, new_keys, new_rows, new_embeddings):
-        """Add one row per fingerprint not cached yet, while there is room; a colliding row just stays uncached."""
-        weights, keys, rows, embeddings = cache
-        room = self.cache_bytes // (8 * rows.shape[1] + 4 * self.hidden_size) - len(keys)
-        if room <= 0:
-            return
-        unique_keys, inverse = torch.unique(new_keys, return_inverse=True)
-        positions = torch.arange(len(new_keys), device=keys.device)
-        first = torch.full_like(unique_keys, len(new_keys)).scatter_reduce_(0, inverse, positions, "amin")
-        first = first[~torch.isin(unique_keys, keys)][:room]  # the first row of each fingerprint not cached yet
-        if len(first) == 0:
-            return
-        keys, order = torch.sort(torch.cat([keys, new_keys[first]]))
-        self._cache = (weights, keys, torch.cat([rows, new_rows[first]])[order],
-                       torch.cat([embeddings, new_embeddings[first]])[order])
+    def _insert(self, weights, new_keys, new_rows, new_embeddings):
+        """Cache one row per fingerprint not cached yet, while there is room; a colliding row stays uncached."""
+        with self._cache_lock:
+            cache = self._cache
+            if cache is None or cache.weights is not weights:  # cleared or rebuilt meanwhile
+                return
+            used, width = len(cache.keys), new_rows.shape[1]
+            room = self.cache_bytes // (8 * width + 4 * self.hidden_size) - used  # rows that still fit the budget
+            order = torch.argsort(new_keys, stable=True)
+            sorted_keys = new_keys[order]
+            new = torch.ones_like(sorted_keys, dtype=torch.bool)
+            new[1:] = sorted_keys[1:] != sorted_keys[:-1]  # the first row of each fingerprint, if not cached yet:
+            new &= cache.keys[torch.searchsorted(cache.keys, sorted_keys).clamp_(max=used - 1)] != sorted_keys
+            take = order[new][: max(room, 0)]
+            if len(take) == 0:
+                return
+            stop, rows, embeddings = used + len(take), cache.rows, cache.embeddings
+            if stop > len(rows):  # grow the storage by doubling, within the budget
+                capacity = min(max(stop, 2 * len(rows), 256), used + room)
+                rows = torch.cat([rows[:used], rows.new_empty(capacity - used, width)])
+                embeddings = torch.cat([embeddings[:used], embeddings.new_empty(capacity - used, self.hidden_size)])
+            rows[used:stop], embeddings[used:stop] = new_rows[take], new_embeddings[take]  # past what readers see
+            keys, by_key = torch.sort(torch.cat([cache.keys, new_keys[take]]))
+            slots = torch.cat([cache.slots, torch.arange(used, stop, device=keys.device)])[by_key]
+            self._cache = RowCache(weights, keys, slots, rows, embeddings)
