@@ -112,6 +112,7 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
     config_class = EELBertConfig
     base_model_prefix = "bert"
     _keys_to_ignore_on_load_unexpected = [r"cls\.predictions\.bias"]  # BERT's tied bias has no twin here
+    accepts_loss_kwargs = False  # losses are batch means: Trainer scales them for accumulation and DDP itself
 
     def __init__(self, config, *args, **kwargs):
         # Skip the Bert* constructors that follow in the MRO: they would build the vocab x hidden table.
@@ -196,6 +197,7 @@ class EELBertLMHead(nn.Module):
 
 class EELBertForMaskedLM(EELBertPreTrainedModel):
     _tied_weights_keys = None
+    accepts_loss_kwargs = True  # with Trainer's `num_items_in_batch`, the loss is per masked token of the step
 
     def __init__(self, config):
         super().__init__(config)
@@ -215,6 +217,7 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
         """With `labels`, logits are computed only where a label is set (`labels != -100`): `logits` is then
         (num_labelled, vocab_size) in row-major position order. Without labels: (B, S, vocab_size)."""
         kwargs.pop("return_dict", None)
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         outputs = self.bert(input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                             token_type_ids=token_type_ids, position_ids=position_ids,
                             inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
@@ -228,7 +231,9 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
             selected = labels != -100
             _check_tensor("labels", labels[selected], 0, self.config.vocab_size - 1, "use -100 for unlabelled positions")
             logits = self.cls.predictions(sequence_output[selected])  # (B, S, d) -> (N, d) -> (N, V)
-            if logits.shape[0]:
+            if logits.shape[0] and num_items_in_batch is not None:  # summed over every micro-batch and process
+                loss = nn.functional.cross_entropy(logits, labels[selected], reduction="sum") / num_items_in_batch
+            elif logits.shape[0]:
                 loss = nn.functional.cross_entropy(logits, labels[selected])
             else:  # nothing masked in this batch: a zero loss that still has a graph
                 loss = logits.sum() * 0.0
