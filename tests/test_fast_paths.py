@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from conftest import SENTENCES, small_config
+
+PURE = small_config(ngram_weight_buckets=0)  # the hash alone, without the learned n-gram gates
 from eelbert_hf import EELBertForMaskedLM, EELBertModel, EELBertTokenizer
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids, token_ngram_ids_array
@@ -26,7 +28,7 @@ def batches(tokenizer):
 
 
 def test_cached_forward_is_bit_identical_to_reference(batches):
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     for _ in range(2):  # cold (empty cache), partly warm, fully warm
         for ngram_ids in batches:
             out = module(ngram_ids)
@@ -37,7 +39,7 @@ def test_cached_forward_is_bit_identical_to_reference(batches):
 
 def test_cache_is_keyed_on_the_row_not_the_token(batches):
     """A row that differs from a cached one in a single slot must not get the cached vector."""
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     ngram_ids = batches[0]
     module(ngram_ids)
     changed = ngram_ids.clone()
@@ -50,7 +52,7 @@ def test_cache_is_keyed_on_the_row_not_the_token(batches):
 
 def test_fingerprint_collisions_stay_correct(batches):
     """With all-zero fingerprint weights every row has the same key: rows must still be verified one by one."""
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     module(batches[0])
     cache = module._cache
     module._cache = cache._replace(weights=torch.zeros_like(cache.weights), keys=cache.keys * 0)
@@ -60,7 +62,7 @@ def test_fingerprint_collisions_stay_correct(batches):
 
 
 def test_cache_is_bounded(batches):
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     module.cache_bytes = 5 * (8 * 48 + 4 * 32)  # room for five rows (the sentinel row included)
     for ngram_ids in batches:
         assert torch.equal(module(ngram_ids), module.reference(ngram_ids))
@@ -72,7 +74,7 @@ def test_cache_is_bounded(batches):
 
 def test_cache_grows_and_then_answers_everything():
     """Enough distinct rows to double the storage twice; afterwards every row is a hit and results still match."""
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     generator = torch.Generator().manual_seed(0)
     ngram_ids = torch.randint(1, 2**31 - 1, (10, 100, 48), generator=generator)
     ngram_ids[:, :, 20:] = 0  # padded rows, as from the tokenizer
@@ -88,7 +90,7 @@ def test_cache_grows_and_then_answers_everything():
 def test_cache_under_concurrent_calls(batches):
     import threading
 
-    module, errors = DynamicNgramEmbeddings(small_config()), []
+    module, errors = DynamicNgramEmbeddings(PURE), []
 
     def work(offset):
         for i in range(40):
@@ -105,7 +107,7 @@ def test_cache_under_concurrent_calls(batches):
 
 
 def test_cache_cleared_by_to_and_reset_constants(batches):
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     module(batches[0])
     module.to(torch.float64)  # any _apply: .to(device), .half(), .cuda()
     assert module._cache is None
@@ -113,11 +115,11 @@ def test_cache_cleared_by_to_and_reset_constants(batches):
     module.ngram_seed = 7  # new constants: cached vectors are stale
     module.reset_constants()
     assert module._cache is None
-    assert torch.equal(module(batches[0]), DynamicNgramEmbeddings(small_config(ngram_seed=7)).reference(batches[0]))
+    assert torch.equal(module(batches[0]), DynamicNgramEmbeddings(small_config(ngram_seed=7, ngram_weight_buckets=0)).reference(batches[0]))
 
 
 def test_cache_skipped_while_compiling(batches, monkeypatch):
-    module = DynamicNgramEmbeddings(small_config())
+    module = DynamicNgramEmbeddings(PURE)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     assert torch.equal(module(batches[0]), module.reference(batches[0]))
     assert module._cache is None
@@ -145,7 +147,7 @@ def test_model_outputs_and_gradients_match_without_cache(tokenizer):
     results = []
     for cache_bytes in (DynamicNgramEmbeddings.cache_bytes, 0):
         torch.manual_seed(0)
-        model = EELBertForMaskedLM(small_config()).train()
+        model = EELBertForMaskedLM(small_config(ngram_weight_buckets=0)).train()
         model.bert.embeddings.ngram_embeddings.cache_bytes = cache_bytes
         for _ in range(2):  # the second call is answered from the cache
             model.zero_grad()

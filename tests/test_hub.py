@@ -131,7 +131,7 @@ def test_quickstart_runs_offline(tmp_path, capsys):
 
     main(["quickstart", "--output-dir", str(tmp_path), "--pretrain-steps", "8", "--finetune-epochs", "0.1"])
     printed = capsys.readouterr().out
-    assert "parameters: 281,090" in printed and "without eelbert_hf (transformers_modules" in printed
+    assert "parameters: 285,186" in printed and "without eelbert_hf (transformers_modules" in printed
     remote_accuracy = float(printed.split("validation accuracy ")[2].split(",")[0])
     assert 0.0 < remote_accuracy < 1.0
     assert os.path.getsize(tmp_path / "hub" / "model.safetensors") <= 1.25e6
@@ -152,7 +152,7 @@ def test_model_card_and_push_upload_the_complete_folder(tmp_path, monkeypatch):
     for line in ("library_name: transformers", "pipeline_tag: text-classification", "license: apache-2.0",
                  "- eelbert", "- custom_code"):
         assert line in header
-    for fact in ("281,090", "eelbert-ngram-v1", "uno (L1 / H128 / A2)", "Rotten Tomatoes", "| eval_accuracy | 0.7500 |",
+    for fact in ("285,186", "eelbert-ngram-v1", "uno (L1 / H128 / A2)", "Rotten Tomatoes", "| eval_accuracy | 0.7500 |",
                  "trust_remote_code=True"):
         assert fact in card
     assert "eval_runtime" not in card

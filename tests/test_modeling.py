@@ -61,7 +61,28 @@ def test_parameter_count_is_bert_minus_table():
     bert = BertForSequenceClassification(BertConfig(hidden_size=128, num_hidden_layers=1, num_attention_heads=2,
                                                     intermediate_size=512))
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(bert) - count(uno) == 30522 * 128
+    assert count(bert) - count(uno) == 30522 * 128 - 4096  # the table, minus the 4,096 learned n-gram gates
+    plain = EELBertForSequenceClassification(EELBertConfig.from_preset("uno", ngram_weight_buckets=0))
+    assert count(bert) - count(plain) == 30522 * 128
+
+
+def test_ngram_gates_start_neutral_and_learn(tokenizer, batch):
+    torch.manual_seed(0)
+    gated = EELBertForSequenceClassification(small_config(num_labels=2, ngram_weight_buckets=64)).eval()
+    plain = EELBertForSequenceClassification(small_config(num_labels=2, ngram_weight_buckets=0)).eval()
+    missing, _ = plain.load_state_dict(gated.state_dict(), strict=False)
+    assert not missing
+    assert torch.equal(gated(**batch).logits, plain(**batch).logits)  # gates at 0: weight exactly 1.0
+    gated.train()
+    gated(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+    gates = gated.bert.embeddings.ngram_embeddings.bucket_weights
+    assert gates.grad is not None and gates.grad.abs().sum() > 0
+    with torch.no_grad():
+        gates[batch["ngram_ids"][0, 1, 0] % 64] = 0.5  # one n-gram of the first word counts 51x
+    gated.eval()
+    changed = gated(**batch).logits
+    assert not torch.equal(changed, plain(**batch).logits)
+    assert torch.equal(changed, gated(**batch).logits)  # the cache follows the gates' new values
 
 
 def test_dynamic_embedding_is_the_mean_of_ngram_vectors():
@@ -186,7 +207,8 @@ def test_hash_init_table_reproduces_the_dynamic_model(tokenizer, batch):
     dynamic = EELBertModel(small_config()).eval()
     table = EELBertModel(small_config(embedding_type="hash_init")).eval()
     missing, unexpected = table.load_state_dict(dynamic.state_dict(), strict=False)
-    assert missing == ["embeddings.word_embeddings.weight"] and not unexpected
+    assert missing == ["embeddings.word_embeddings.weight"]
+    assert unexpected == ["embeddings.ngram_embeddings.bucket_weights"]  # untrained gates: weight 1.0
     table.init_table_from_hash(tokenizer)
     assert table.embeddings.word_embeddings.weight.requires_grad
     torch.testing.assert_close(table(**batch).last_hidden_state, dynamic(**batch).last_hidden_state,

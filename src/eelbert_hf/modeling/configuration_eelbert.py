@@ -38,6 +38,8 @@ class EELBertConfig(PreTrainedConfig):
         ngram_min_n, ngram_max_n (`int`, default 1 and 3): character n-gram lengths the tokenizer emits.
         max_ngrams_per_token (`int`, defaults to 48): width of `ngram_ids` (at most 128).
         ngram_seed (`int`, defaults to 0): seed of the per-dimension hash constants.
+        ngram_weight_buckets (`int`, defaults to 4096): learned per-n-gram gates (n-gram id mod this), 0 for
+            none; they raised UNO's Rotten Tomatoes accuracy from 62.6 % to 71.3 % (docs/results.md).
     """
 
     model_type = "eelbert"
@@ -64,6 +66,7 @@ class EELBertConfig(PreTrainedConfig):
         ngram_max_n=3,
         max_ngrams_per_token=48,
         ngram_seed=0,
+        ngram_weight_buckets=4096,
         **kwargs,
     ):
         kwargs.setdefault("tie_word_embeddings", False)  # the MLM output layer is its own, never tied
@@ -88,6 +91,7 @@ class EELBertConfig(PreTrainedConfig):
         self.ngram_max_n = ngram_max_n
         self.max_ngrams_per_token = max_ngrams_per_token
         self.ngram_seed = ngram_seed
+        self.ngram_weight_buckets = ngram_weight_buckets
         self.is_decoder = False  # an encoder: BERT's decoder/cache paths are not supported
         self.add_cross_attention = False
         self.use_cache = False
@@ -125,6 +129,9 @@ class EELBertConfig(PreTrainedConfig):
             raise ValueError(f"max_ngrams_per_token must be in 1..{MAX_NGRAMS_LIMIT}, got {self.max_ngrams_per_token!r}")
         if not isinstance(self.ngram_seed, int) or not 0 <= self.ngram_seed < 2**64:
             raise ValueError(f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
+        if not isinstance(self.ngram_weight_buckets, int) or not 0 <= self.ngram_weight_buckets < self.vocab_size:
+            raise ValueError(f"ngram_weight_buckets must be an integer in [0, vocab_size), got "
+                             f"{self.ngram_weight_buckets!r} (0 turns the learned n-gram gates off)")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")

@@ -8,6 +8,7 @@ the encoder, pooler, heads and losses are transformers' own BERT classes, reused
 import torch
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.models.bert.modeling_bert import (
     BertEncoder,
@@ -140,6 +141,8 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, DynamicNgramEmbeddings):
             module.reset_constants()
+            if module.weight_buckets:
+                init.zeros_(module.bucket_weights)  # gates start at weight 1.0: the plain n-gram mean
         elif isinstance(module, EELBertEmbeddings):
             with torch.no_grad():
                 module.position_ids.copy_(torch.arange(module.position_ids.shape[-1])[None])

@@ -61,7 +61,12 @@ class RowCache(NamedTuple):
 
 
 class DynamicNgramEmbeddings(nn.Module):
-    """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32. No trainable parameters.
+    """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32.
+
+    Optional learned gates (``config.ngram_weight_buckets`` = B > 0): n-gram ``id`` enters the mean with
+    weight ``1 + WEIGHT_SCALE * bucket_weights[id mod B]``. B scalars, however large the vocabulary; at their
+    initial value 0 every weight is exactly 1.0 and the embedding is the spec's, bit for bit. The gates let
+    fine-tuning turn single n-grams up or down (a frozen random vector cannot learn that a piece means "good").
 
     ``forward`` answers from a cache of whole token rows: the embedding is a pure function of a token's
     n-gram row and has nothing to train, so a row computed once can be reused in eval and train mode alike.
@@ -73,6 +78,7 @@ class DynamicNgramEmbeddings(nn.Module):
     computation; the two give bit-identical results.
     """
 
+    WEIGHT_SCALE = 100.0  # gates train 100x faster than the rest at one learning rate (Adam is scale-free)
     cache_bytes = 16 * 2**20  # per module; 0 turns the cache off. K=48: 18,724 rows at d=128, 4,854 at d=768
 
     def __init__(self, config):
@@ -83,6 +89,10 @@ class DynamicNgramEmbeddings(nn.Module):
         # Recomputable from the config, so not saved (the checkpoint keeps no embedding state at all).
         self.hash_a = nn.Buffer(torch.tensor(a, dtype=torch.int64), persistent=False)
         self.hash_b = nn.Buffer(torch.tensor(b, dtype=torch.int64), persistent=False)
+        self.weight_buckets = getattr(config, "ngram_weight_buckets", 0)
+        if self.weight_buckets:
+            self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
+        self._cached_version = None
         self.clear_cache()
 
     def reset_constants(self):
@@ -120,7 +130,9 @@ class DynamicNgramEmbeddings(nn.Module):
         flat = ngram_ids.reshape(-1, width)  # (..., K) -> (T, K)
         unique_ids, inverse = torch.unique(flat, return_inverse=True)
         values = self.ngram_values(unique_ids)  # (U, d)
-        sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d), exact
+        if self.weight_buckets:  # learned gates: (U,) weights, exactly 1.0 while untrained
+            values = values * (1.0 + self.WEIGHT_SCALE * self.bucket_weights[unique_ids % self.weight_buckets])[:, None]
+        sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d), exact when unweighted
         counts = (flat != 0).sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
@@ -129,6 +141,12 @@ class DynamicNgramEmbeddings(nn.Module):
         width = ngram_ids.shape[-1]
         if self.cache_bytes <= 0 or width > MAX_NGRAMS_LIMIT or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return self.reference(ngram_ids)
+        if self.weight_buckets:  # trainable gates: no cache while they take gradients; a changed gate empties it
+            if torch.is_grad_enabled() and self.bucket_weights.requires_grad:
+                return self.reference(ngram_ids)
+            if self._cached_version != self.bucket_weights._version:
+                self.clear_cache()
+                self._cached_version = self.bucket_weights._version
         flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (T, K)
         cache = self._cache
         if cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width:
