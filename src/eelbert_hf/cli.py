@@ -65,6 +65,11 @@ def main(argv=None):
     export.add_argument("output_dir")
     export.add_argument("--fp16", action="store_true", help="save the weights in float16 (half the size)")
     export.add_argument("--training-data", default=None, help="what the model was trained on (for the model card)")
+    report = commands.add_parser("hash-report", help="collisions, shared rows and neighbours of the n-gram hash")
+    report.add_argument("--corpus", required=True, help="a text file, one sentence or document per line")
+    report.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the bundled vocabulary)")
+    report.add_argument("--max-lines", type=int, default=20000)
+    report.add_argument("--words", nargs="+", default=None, help="words to show nearest neighbours for")
     push = commands.add_parser("push", help="upload an exported folder to the Hub")
     push.add_argument("folder")
     push.add_argument("repo_id", help="e.g. your-name/uno-eelbert")
@@ -84,6 +89,15 @@ def main(argv=None):
         sizes = export_folder(args.checkpoint, args.output_dir, fp16=args.fp16, training_data=args.training_data)
         print(f"exported to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
               f"({'float16' if args.fp16 else 'float32'}); files: {', '.join(sizes)}")
+    elif args.command == "hash-report":
+        from itertools import islice
+
+        from .hash_report import DEFAULT_WORDS, hash_report, print_report
+        from .training import load_tokenizer
+
+        with open(args.corpus, encoding="utf-8") as f:
+            lines = [line for line in islice(f, args.max_lines) if line.strip()]
+        print_report(hash_report(load_tokenizer(args.tokenizer), lines, words=args.words or DEFAULT_WORDS))
     elif args.command == "push":
         from .hub import push as push_folder
 

@@ -37,7 +37,7 @@ def is_atom_token(token: str) -> bool:
     return len(token) > 2 and token[0] == "[" and token[-1] == "]"
 
 
-def token_ngram_ids(
+def token_ngrams(
     token: str,
     *,
     ngram_min_n: int = 1,
@@ -45,36 +45,42 @@ def token_ngram_ids(
     max_ngrams_per_token: int = 48,
     atom: bool = False,
     whole_token: bool = False,
-) -> list[int]:
-    """Return the n-gram ids of one WordPiece token (scheme ``eelbert-ngram-v1``).
+) -> list[bytes]:
+    """The byte strings whose hashes are the n-gram ids of one WordPiece token (scheme ``eelbert-ngram-v1``).
 
     1. Atoms. If ``atom`` (the tokenizer passes True for its special tokens) or
        ``is_atom_token(token)`` or ``whole_token`` (the ``random_hash`` ablation: no morphology), the
-       result is ``[ngram_hash_id(0xFE + UTF-8(token))]``.
+       result is ``[0xFE + UTF-8(token)]``.
     2. Symbols. A continuation piece ``##xyz`` (longer than 2 characters) gives the code points of
        ``xyz``; any other piece ``xyz`` gives a word-start marker followed by the code points of
        ``xyz``. So ``run`` and ``##run`` share ``r, u, n, ru, un, run`` yet stay distinct.
     3. Bytes. A code point is its UTF-8 encoding (a lone surrogate: its 3-byte surrogatepass form);
        the marker is the single byte 0xFF, which valid UTF-8 never contains.
     4. N-grams. For n = ngram_min_n .. ngram_max_n in ascending order, then for every start position
-       from left to right, the n consecutive symbols' bytes are concatenated and hashed with
-       ``ngram_hash_id``. Repeated n-grams are kept (pooling weights them by count).
+       from left to right, the n consecutive symbols' bytes are concatenated (``token_ngram_ids`` hashes
+       each with ``ngram_hash_id``). Repeated n-grams are kept (pooling weights them by count).
     5. Truncation. Only the first ``max_ngrams_per_token`` ids of that order are kept, so long words
        lose their last (longest) n-grams first.
     """
     if atom or whole_token or is_atom_token(token):
-        return [ngram_hash_id(ATOM_TAG + token.encode("utf-8", "surrogatepass"))]
+        return [ATOM_TAG + token.encode("utf-8", "surrogatepass")]
     if token.startswith("##") and len(token) > 2:
         symbols = [c.encode("utf-8", "surrogatepass") for c in token[2:]]
     else:
         symbols = [WORD_START] + [c.encode("utf-8", "surrogatepass") for c in token]
-    ids = []
+    ngrams = []
     for n in range(ngram_min_n, ngram_max_n + 1):
         for start in range(len(symbols) - n + 1):
-            if len(ids) == max_ngrams_per_token:
-                return ids
-            ids.append(ngram_hash_id(b"".join(symbols[start : start + n])))
-    return ids
+            if len(ngrams) == max_ngrams_per_token:
+                return ngrams
+            ngrams.append(b"".join(symbols[start : start + n]))
+    return ngrams
+
+
+def token_ngram_ids(token: str, **params) -> list[int]:
+    """The n-gram ids of one WordPiece token: ``ngram_hash_id`` of each of ``token_ngrams(token, **params)``."""
+    return [ngram_hash_id(ngram) for ngram in token_ngrams(token, **params)]
+
 
 
 def token_ngram_ids_array(
