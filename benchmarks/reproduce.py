@@ -130,13 +130,12 @@ def main(argv=None):
     hf_logging.disable_progress_bar()
     budget, results = BUDGETS[args.budget], []
     os.makedirs(args.output_dir, exist_ok=True)
-    for seed in args.seeds:
-        for name in args.variants:
-            results.append(run_variant(name, budget, seed, args, pretrained=True))
-            if not args.no_scratch and VARIANTS[name][1] != "hash_init":  # from scratch, hash_init == table
-                results.append(run_variant(name, budget, seed, args, pretrained=False))
-    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({"budget": args.budget, **budget, "command": " ".join(sys.argv), "results": results}, f, indent=1)
+    runs = [(seed, name, pretrained) for seed in args.seeds for name in args.variants for pretrained in (True, False)
+            if pretrained or not (args.no_scratch or VARIANTS[name][1] == "hash_init")]  # from scratch hash_init = table
+    for seed, name, pretrained in runs:
+        results.append(run_variant(name, budget, seed, args, pretrained))
+        with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:  # after every run
+            json.dump({"budget": args.budget, **budget, "command": " ".join(sys.argv), "results": results}, f, indent=1)
     table = summarise(results, args)
     with open(os.path.join(args.output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")

@@ -39,7 +39,7 @@ class EELBertConfig(PreTrainedConfig):
         max_ngrams_per_token (`int`, defaults to 48): width of `ngram_ids` (at most 128).
         ngram_seed (`int`, defaults to 0): seed of the per-dimension hash constants.
         ngram_weight_buckets (`int`, defaults to 4096): learned per-n-gram gates (n-gram id mod this), 0 for
-            none; they raised UNO's Rotten Tomatoes accuracy from 62.6 % to 71.3 % (docs/results.md).
+            none (their effect on accuracy: docs/results.md).
     """
 
     model_type = "eelbert"
