@@ -18,6 +18,8 @@ from eelbert_hf import EELBertConfig, EELBertForSequenceClassification, EELBertM
 HUB_FILES = {"configuration_eelbert.py", "modeling_eelbert.py", "ngram_embedding.py", "tokenization_eelbert.py",
              "ngram_hashing.py", "config.json", "model.safetensors", "tokenizer_config.json", "tokenizer.json"}
 AUTO_CLASSES = ["AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification"]
+AUTO_MAP_CLASSES = [*AUTO_CLASSES, "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
+                    "AutoModelForMultipleChoice"]
 SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 
 
@@ -80,7 +82,7 @@ def run_remote(source, env):
 def test_saved_folder_is_hub_ready(saved):
     assert HUB_FILES <= set(os.listdir(saved))
     config = json.loads((saved / "config.json").read_text())
-    assert set(config["auto_map"]) == {"AutoConfig", *AUTO_CLASSES}
+    assert set(config["auto_map"]) == {"AutoConfig", *AUTO_MAP_CLASSES}
     assert config["hash_scheme"] == "eelbert-ngram-v1" and config["embedding_type"] == "dynamic"
     tok_config = json.loads((saved / "tokenizer_config.json").read_text())
     assert tok_config["auto_map"]["AutoTokenizer"][0] == "tokenization_eelbert.EELBertTokenizer"

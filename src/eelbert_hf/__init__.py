@@ -9,14 +9,20 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
     AutoTokenizer,
 )
 
 from .modeling.configuration_eelbert import EELBertConfig
 from .modeling.modeling_eelbert import (
     EELBertForMaskedLM,
+    EELBertForMultipleChoice,
+    EELBertForQuestionAnswering,
     EELBertForSequenceClassification,
+    EELBertForTokenClassification,
     EELBertModel,
     EELBertPreTrainedModel,
 )
@@ -28,6 +34,9 @@ MODEL_AUTO_CLASSES = {
     "AutoModel": (AutoModel, EELBertModel),
     "AutoModelForMaskedLM": (AutoModelForMaskedLM, EELBertForMaskedLM),
     "AutoModelForSequenceClassification": (AutoModelForSequenceClassification, EELBertForSequenceClassification),
+    "AutoModelForTokenClassification": (AutoModelForTokenClassification, EELBertForTokenClassification),
+    "AutoModelForQuestionAnswering": (AutoModelForQuestionAnswering, EELBertForQuestionAnswering),
+    "AutoModelForMultipleChoice": (AutoModelForMultipleChoice, EELBertForMultipleChoice),
 }
 
 AutoConfig.register(EELBertConfig.model_type, EELBertConfig, exist_ok=True)
@@ -43,6 +52,9 @@ __all__ = [
     "EELBertModel",
     "EELBertForMaskedLM",
     "EELBertForSequenceClassification",
+    "EELBertForTokenClassification",
+    "EELBertForQuestionAnswering",
+    "EELBertForMultipleChoice",
     "EELBertPreTrainedModel",
     "EELBertTokenizer",
 ]

@@ -12,6 +12,9 @@ HEADS = {
     "EELBertModel": ("feature-extraction", "AutoModel"),
     "EELBertForMaskedLM": ("fill-mask", "AutoModelForMaskedLM"),
     "EELBertForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
+    "EELBertForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
+    "EELBertForQuestionAnswering": ("question-answering", "AutoModelForQuestionAnswering"),
+    "EELBertForMultipleChoice": ("multiple-choice", "AutoModelForMultipleChoice"),
 }
 # what a complete folder holds: weights, config, tokenizer, card and the flat remote-code files
 HUB_REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",

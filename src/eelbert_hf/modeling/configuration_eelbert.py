@@ -21,6 +21,9 @@ AUTO_MAP = {
     "AutoModel": "modeling_eelbert.EELBertModel",
     "AutoModelForMaskedLM": "modeling_eelbert.EELBertForMaskedLM",
     "AutoModelForSequenceClassification": "modeling_eelbert.EELBertForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_eelbert.EELBertForTokenClassification",
+    "AutoModelForQuestionAnswering": "modeling_eelbert.EELBertForQuestionAnswering",
+    "AutoModelForMultipleChoice": "modeling_eelbert.EELBertForMultipleChoice",
 }
 
 

@@ -12,7 +12,10 @@ from transformers import initialization as init
 from transformers.modeling_outputs import MaskedLMOutput
 from transformers.models.bert.modeling_bert import (
     BertEncoder,
+    BertForMultipleChoice,
+    BertForQuestionAnswering,
     BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     BertPooler,
     BertPreTrainedModel,
@@ -268,9 +271,86 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
                                inputs_embeds=inputs_embeds, labels=labels, **kwargs)
 
 
+class EELBertForTokenClassification(EELBertPreTrainedModel, BertForTokenClassification):
+    """BertForTokenClassification (one label per token, -100 ignored) over an EELBERT encoder."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = EELBertModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, **kwargs):
+        return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids, position_ids=position_ids,
+                               inputs_embeds=inputs_embeds, labels=labels, **kwargs)
+
+
+class EELBertForQuestionAnswering(EELBertPreTrainedModel, BertForQuestionAnswering):
+    """BertForQuestionAnswering (extractive span: start and end logits per token) over an EELBERT encoder."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = EELBertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, start_positions=None, end_positions=None, **kwargs):
+        return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
+                               token_type_ids=token_type_ids, position_ids=position_ids, inputs_embeds=inputs_embeds,
+                               start_positions=start_positions, end_positions=end_positions, **kwargs)
+
+
+class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
+    """BertForMultipleChoice (one score per choice, softmax over choices) over an EELBERT encoder.
+
+    Every input carries a choice axis: ids (B, C, S), `ngram_ids` (B, C, S, K), `labels` (B,)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = EELBertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
+                position_ids=None, inputs_embeds=None, labels=None, **kwargs):
+        for name, tensor, dims in (("input_ids", input_ids, 3), ("attention_mask", attention_mask, 3),
+                                   ("token_type_ids", token_type_ids, 3), ("ngram_ids", ngram_ids, 4),
+                                   ("inputs_embeds", inputs_embeds, 4)):
+            if tensor is not None and (not isinstance(tensor, torch.Tensor) or tensor.dim() != dims):
+                axes = "(batch, num_choices, seq_len" + (", *)" if dims == 4 else ")")
+                raise ValueError(f"multiple choice: {name} must be a tensor of shape {axes}, got "
+                                 f"{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}")
+        if ngram_ids is not None and input_ids is not None and tuple(ngram_ids.shape[:3]) != tuple(input_ids.shape):
+            raise ValueError(f"multiple choice: ngram_ids shape {tuple(ngram_ids.shape)} does not match input_ids "
+                             f"shape {tuple(input_ids.shape)}")
+        if ngram_ids is not None:
+            if input_ids is None and inputs_embeds is None:  # BERT's forward reads num_choices off one of them
+                batch, choices, seq = ngram_ids.shape[:3]
+                embeds = self.bert.embeddings.token_embeddings(None, ngram_ids.flatten(0, 1))  # (B*C, S, d)
+                inputs_embeds = embeds.view(batch, choices, seq, -1)  # (B*C, S, d) -> (B, C, S, d)
+            else:
+                kwargs["ngram_ids"] = ngram_ids.flatten(0, 1)  # (B, C, S, K) -> (B*C, S, K)
+        if labels is not None and not isinstance(labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels, **kwargs)
+
+
 __all__ = [
     "EELBertPreTrainedModel",
     "EELBertModel",
     "EELBertForMaskedLM",
     "EELBertForSequenceClassification",
+    "EELBertForTokenClassification",
+    "EELBertForQuestionAnswering",
+    "EELBertForMultipleChoice",
 ]
