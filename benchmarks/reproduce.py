@@ -5,6 +5,7 @@ then fine-tuned on Rotten Tomatoes with the same recipe (best validation epoch i
 fine-tuning from random initialisation ("no pretraining") shows whether the pretraining budget helped.
 
     python benchmarks/reproduce.py --budget smoke      # CI-sized, about a minute
+    python benchmarks/reproduce.py --budget quick      # 300 MLM steps, 2 fine-tuning epochs
     python benchmarks/reproduce.py --budget default    # about an hour on 2 CPU cores
     python benchmarks/reproduce.py --budget large      # for a GPU
 
@@ -20,17 +21,20 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
-# name -> (preset, embedding_type): BERT-tiny is the "table" variant on the very same code path.
+# name -> (preset, embedding_type, config overrides): BERT-tiny is the "table" variant on the same code path.
 VARIANTS = {
-    "bert-tiny": ("tiny", "table"),
-    "eelbert-tiny": ("tiny", "dynamic"),
-    "uno-eelbert": ("uno", "dynamic"),
-    "tiny-hash-init": ("tiny", "hash_init"),
-    "tiny-random-hash": ("tiny", "random_hash"),
+    "bert-tiny": ("tiny", "table", ""),
+    "eelbert-tiny": ("tiny", "dynamic", ""),
+    "uno-eelbert": ("uno", "dynamic", ""),
+    "tiny-hash-init": ("tiny", "hash_init", ""),
+    "tiny-random-hash": ("tiny", "random_hash", ""),
+    "eelbert-tiny-no-gates": ("tiny", "dynamic", "ngram_weight_buckets=0"),  # the plain n-gram mean
+    "uno-eelbert-no-gates": ("uno", "dynamic", "ngram_weight_buckets=0"),
 }
 # budget -> pretraining steps, batch, sequence length; fine-tuning epochs and example caps (None = all)
 BUDGETS = {
     "smoke": dict(steps=10, batch=8, seq=32, epochs=1, train_cap=256, corpus_cap=2000),
+    "quick": dict(steps=300, batch=32, seq=128, epochs=2, train_cap=None, corpus_cap=None),
     "default": dict(steps=1000, batch=32, seq=128, epochs=3, train_cap=None, corpus_cap=None),
     "large": dict(steps=20000, batch=128, seq=128, epochs=3, train_cap=None, corpus_cap=None),
 }
@@ -40,12 +44,12 @@ def run_variant(name, budget, seed, args, pretrained: bool):
     from eelbert_hf.cli import parse_training_args
     from eelbert_hf.training import finetune, pretrain
 
-    preset, embedding_type = VARIANTS[name]
+    preset, embedding_type, overrides = VARIANTS[name]
     out = os.path.join(args.output_dir, f"{name}-seed{seed}")
     common = ["--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed), "--save_strategy", "no",
               "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0"]
     result, start, mlm_losses = {"variant": name, "seed": seed, "pretrained": pretrained}, time.time(), []
-    model_args = ["--preset", preset, "--embedding_type", embedding_type]
+    model_args = ["--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides]
     if pretrained:
         caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
         trainer = pretrain(*parse_training_args("pretrain", [
@@ -117,6 +121,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--no-scratch", action="store_true", help="skip the fine-tune-from-scratch baselines")
+    parser.add_argument("--scratch-only", action="store_true", help="only fine-tune from scratch (no pretraining)")
     parser.add_argument("--corpus", nargs="+", default=[os.path.join(SHARED, "corpus", "brown.txt"),
                                                         os.path.join(SHARED, "corpus", "nlp-corpus.txt")])
     parser.add_argument("--sentiment", default=os.path.join(SHARED, "sentiment", "rotten_tomatoes"))
@@ -131,7 +136,8 @@ def main(argv=None):
     budget, results = BUDGETS[args.budget], []
     os.makedirs(args.output_dir, exist_ok=True)
     runs = [(seed, name, pretrained) for seed in args.seeds for name in args.variants for pretrained in (True, False)
-            if pretrained or not (args.no_scratch or VARIANTS[name][1] == "hash_init")]  # from scratch hash_init = table
+            if (not args.scratch_only if pretrained else  # from scratch, hash_init is the plain table
+                not args.no_scratch and VARIANTS[name][1] != "hash_init")]
     for seed, name, pretrained in runs:
         results.append(run_variant(name, budget, seed, args, pretrained))
         with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:  # after every run

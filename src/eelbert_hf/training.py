@@ -5,6 +5,7 @@ data parallelism (run under `accelerate launch` or `torchrun`). EELBERT adds one
 must describe the final `input_ids` of a batch, which `DataCollatorForEELBertMLM` guarantees after masking.
 """
 
+import ast
 import hashlib
 import json
 import os
@@ -83,6 +84,8 @@ class ModelArguments:
     model_name_or_path: str | None = field(default=None, metadata={"help": "start from this checkpoint"})
     embedding_type: str | None = field(default=None, metadata={"help": "dynamic | table | hash_init | random_hash"})
     tokenizer: str | None = field(default=None, metadata={"help": "tokenizer folder (default: the bundled vocab)"})
+    config_overrides: str | None = field(default=None, metadata={
+        "help": "config fields to set, as in run_mlm.py: 'ngram_weight_buckets=0,hidden_dropout_prob=0.2'"})
 
 
 @dataclass
@@ -126,7 +129,12 @@ def build_config(args: ModelArguments, **overrides) -> EELBertConfig:
         config = EELBertConfig.from_preset(args.preset, **overrides)
     if args.embedding_type:
         config.embedding_type = args.embedding_type
-        config.check()
+    for item in filter(None, (args.config_overrides or "").split(",")):
+        key, _, value = item.partition("=")
+        if not hasattr(config, key.strip()):
+            raise ValueError(f"--config_overrides: the config has no field {key.strip()!r}")
+        setattr(config, key.strip(), ast.literal_eval(value.strip()))
+    config.check()
     return config
 
 
