@@ -65,6 +65,12 @@ def main(argv=None):
     export.add_argument("output_dir")
     export.add_argument("--fp16", action="store_true", help="save the weights in float16 (half the size)")
     export.add_argument("--training-data", default=None, help="what the model was trained on (for the model card)")
+    export.add_argument("--onnx", action="store_true", help="also write onnx/model.onnx (needs the onnx extra)")
+    export.add_argument("--quantize", action="store_true", help="with --onnx: also onnx/model_quantized.onnx (int8)")
+    export.add_argument("--eval-file", default=None, help="with --onnx: a .jsonl (text, label) to compare accuracies "
+                        "on (default for classifiers: the bundled Rotten Tomatoes validation sample)")
+    export.add_argument("--sentence-transformers", action="store_true",
+                        help="also write modules.json and a mean-pooling config for SentenceTransformer")
     report = commands.add_parser("hash-report", help="collisions, shared rows and neighbours of the n-gram hash")
     report.add_argument("--corpus", required=True, help="a text file, one sentence or document per line")
     report.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the bundled vocabulary)")
@@ -89,6 +95,18 @@ def main(argv=None):
         sizes = export_folder(args.checkpoint, args.output_dir, fp16=args.fp16, training_data=args.training_data)
         print(f"exported to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
               f"({'float16' if args.fp16 else 'float32'}); files: {', '.join(sizes)}")
+        if args.sentence_transformers:
+            from transformers import AutoConfig
+
+            from .hub import save_sentence_transformers_config
+
+            written = save_sentence_transformers_config(args.output_dir, AutoConfig.from_pretrained(args.checkpoint))
+            print(f"sentence-transformers: wrote {', '.join(written)}")
+        if args.onnx:
+            from . import onnx_export
+
+            eval_file = args.eval_file or os.path.join(os.path.dirname(__file__), "data", "rt_sample_validation.jsonl")
+            print(onnx_export.describe(onnx_export.export(args.checkpoint, args.output_dir, args.quantize, eval_file)))
     elif args.command == "hash-report":
         from itertools import islice
 

@@ -141,3 +141,21 @@ def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: 
     metrics_file = os.path.join(checkpoint, "metrics.json")
     metrics = json.load(open(metrics_file, encoding="utf-8")) if os.path.exists(metrics_file) else None
     return save_hub_folder(model, load_tokenizer(checkpoint, config), output_dir, training_data, metrics)
+
+
+def save_sentence_transformers_config(folder: str, config) -> list[str]:
+    """Write the sentence-transformers files (Transformer + mean Pooling) into an exported folder; return their
+    names. `SentenceTransformer(folder, trust_remote_code=True)` then loads it without guessing the pooling."""
+    files = {
+        "modules.json": [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}],
+        "sentence_bert_config.json": {"max_seq_length": config.max_position_embeddings, "do_lower_case": False},
+        os.path.join("1_Pooling", "config.json"): {"word_embedding_dimension": config.hidden_size,
+                                                   "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False,
+                                                   "pooling_mode_max_tokens": False, "include_prompt": True},
+    }
+    for name, content in files.items():
+        os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            json.dump(content, f, indent=2)
+    return list(files)

@@ -1,0 +1,157 @@
+"""EELBERT -> ONNX (float32 and int8 dynamic-quantised), with onnxruntime parity and accuracy checks.
+
+The graph takes ``input_ids``, ``ngram_ids``, ``attention_mask`` and ``token_type_ids`` (batch and sequence
+axes dynamic) and computes the dynamic embedding inside it with integer ops (``Mod``, ``Mul``, ``Add`` on int64,
+as in ``DynamicNgramEmbeddings.reference``), so a runtime needs only the tokenizer and the ``.onnx`` file.
+Needs the ``onnx`` extra: ``pip install "eelbert_hf[onnx]"``.
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+ONNX_INPUTS = ("input_ids", "ngram_ids", "attention_mask", "token_type_ids")
+PARITY_TEXTS = ["The runner kept running, and everyone cheered!", "a dull, lifeless film", "short"]
+
+
+class _PositionalInputs(nn.Module):
+    """The model with the four ONNX inputs as positional arguments and its first output (logits or hidden states)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, ngram_ids, attention_mask, token_type_ids):
+        return self.model(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids, return_dict=True)[0]
+
+
+def output_name(model) -> str:
+    return "last_hidden_state" if type(model).__name__ == "EELBertModel" else "logits"
+
+
+def export_onnx(model, tokenizer, path: str, opset: int = 18) -> str:
+    """Write `model` (any EELBERT head, dynamic embedding) as one self-contained ONNX file at `path`."""
+    if getattr(model.config, "embedding_type", "dynamic") != "dynamic":
+        raise ValueError(f"ONNX export supports embedding_type='dynamic', got {model.config.embedding_type!r}")
+    wrapper = _PositionalInputs(model.float().eval()).eval()
+    encoded = tokenizer(PARITY_TEXTS[:2], padding=True, return_tensors="pt")
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    dynamic = {name: {0: batch, 1: seq} for name in ONNX_INPUTS}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with torch.no_grad():  # torch.export traces the uncached `reference` path (is_compiling() is True there)
+        torch.onnx.export(wrapper, tuple(encoded[name] for name in ONNX_INPUTS), path, input_names=list(ONNX_INPUTS),
+                          output_names=[output_name(model)], dynamic_shapes=dynamic, opset_version=opset,
+                          dynamo=True, external_data=False, verbose=False)
+    _strip_debug_info(path)
+    return path
+
+
+def _strip_debug_info(path: str) -> None:
+    """Drop the exporter's per-node metadata (Python stack traces with local paths, FX names): ~0.3 MB for UNO,
+    as much as its int8 weights."""
+    import onnx
+
+    def nodes(graph):
+        for node in graph.node:
+            yield node
+            for attribute in node.attribute:  # the Loop body of embedding_bag, If branches, ...
+                for subgraph in [attribute.g, *attribute.graphs]:
+                    yield from nodes(subgraph)
+
+    model = onnx.load(path)
+    for node in nodes(model.graph):
+        del node.metadata_props[:]
+        node.doc_string = ""
+    onnx.save(model, path)
+
+
+def quantize_onnx(path: str, quantized_path: str) -> str:
+    """int8 dynamic quantisation of the weights of MatMul/Gemm (onnxruntime.quantization.quantize_dynamic)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(path, quantized_path, weight_type=QuantType.QInt8)
+    return quantized_path
+
+
+def onnx_session(path: str):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0"))  # 0: onnxruntime's default
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, encoded) -> np.ndarray:
+    """Run an ONNX session on tokenizer output (a BatchEncoding of numpy arrays or torch tensors)."""
+    feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in ONNX_INPUTS}
+    return session.run(None, feeds)[0]
+
+
+def parity(model, tokenizer, path: str, texts=PARITY_TEXTS) -> float:
+    """Largest absolute difference between the torch model's and the ONNX model's first output on `texts`."""
+    encoded = tokenizer(list(texts), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = _PositionalInputs(model.float().eval())(*(encoded[name] for name in ONNX_INPUTS)).numpy()
+    return float(np.abs(run_onnx(onnx_session(path), encoded) - expected).max())
+
+
+def accuracy(session, tokenizer, jsonl_path: str, batch_size: int = 64, max_length: int = 128) -> float:
+    """Classification accuracy of an ONNX classifier on a .jsonl file with "text" and "label" fields."""
+    with open(jsonl_path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    correct = 0
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        encoded = tokenizer([row["text"] for row in batch], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="np")
+        predicted = run_onnx(session, encoded).argmax(-1)
+        correct += int(sum(int(p) == int(row["label"]) for p, row in zip(predicted, batch)))
+    return correct / len(rows)
+
+
+def export(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: str | None = None) -> dict:
+    """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``); returns sizes, the ONNX-vs-torch
+    difference and, for a classifier with `eval_file`, the float32 and int8 accuracies."""
+    from transformers import AutoConfig
+
+    from .modeling import modeling_eelbert
+    from .training import load_tokenizer
+
+    config = AutoConfig.from_pretrained(checkpoint)
+    architecture = (config.architectures or ["EELBertModel"])[0]
+    model_class = getattr(modeling_eelbert, architecture, None)
+    if model_class is None or not architecture.startswith("EELBert"):
+        raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
+    model = model_class.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    tokenizer = load_tokenizer(checkpoint, config)
+    path = export_onnx(model, tokenizer, os.path.join(output_dir, "onnx", "model.onnx"))
+    result = {"onnx": path, "onnx_bytes": os.path.getsize(path), "max_diff": parity(model, tokenizer, path)}
+    classifier = architecture == "EELBertForSequenceClassification" and eval_file is not None
+    if classifier:
+        result["accuracy"] = accuracy(onnx_session(path), tokenizer, eval_file)
+    if quantize:
+        quantized = quantize_onnx(path, os.path.join(output_dir, "onnx", "model_quantized.onnx"))
+        result.update(onnx_int8=quantized, onnx_int8_bytes=os.path.getsize(quantized),
+                      int8_max_diff=parity(model, tokenizer, quantized))
+        if classifier:
+            result["int8_accuracy"] = accuracy(onnx_session(quantized), tokenizer, eval_file)
+    return result
+
+
+def describe(result: dict) -> str:
+    """The lines `eelbert export --onnx` prints."""
+    lines = [f"{result['onnx']}: {result['onnx_bytes'] / 1e6:.3f} MB float32, max |ONNX - torch| "
+             f"{result['max_diff']:.2e}" + (f", accuracy {result['accuracy']:.4f}" if "accuracy" in result else "")]
+    if "onnx_int8" in result:
+        line = (f"{result['onnx_int8']}: {result['onnx_int8_bytes'] / 1e6:.3f} MB int8 "
+                f"({result['onnx_int8_bytes'] / result['onnx_bytes']:.0%} of float32), max |int8 - torch| "
+                f"{result['int8_max_diff']:.2e}")
+        if "int8_accuracy" in result:
+            line += (f", accuracy {result['int8_accuracy']:.4f} "
+                     f"({100 * (result['int8_accuracy'] - result['accuracy']):+.2f} points)")
+        lines.append(line)
+    return "\n".join(lines)

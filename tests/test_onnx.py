@@ -1,0 +1,103 @@
+"""ONNX export (eelbert_hf.onnx_export, `eelbert export --onnx`): onnxruntime parity with torch, the embedding
+computed inside the graph, and the int8 variant's size and accuracy report."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import SENTENCES, small_config
+
+from eelbert_hf import EELBertConfig, EELBertForMaskedLM, EELBertForSequenceClassification
+
+onnx = pytest.importorskip("onnx", reason="the `test` extra installs onnx; without it ONNX export cannot run")
+pytest.importorskip("onnxruntime", reason="the `test` extra installs onnxruntime; it runs the exported graphs")
+pytest.importorskip("onnxscript", reason="the `test` extra installs onnxscript; torch.onnx.export(dynamo=True) needs it")
+
+from eelbert_hf import onnx_export  # noqa: E402
+from eelbert_hf.cli import main  # noqa: E402
+
+RT_SAMPLE = os.path.join(os.path.dirname(onnx_export.__file__), "data", "rt_sample_validation.jsonl")
+
+
+def gated_model(model_class, **overrides):
+    """A small random model whose learned n-gram gates are non-zero (so they matter in the graph)."""
+    torch.manual_seed(0)
+    model = model_class(small_config(ngram_weight_buckets=64, **overrides)).eval()
+    with torch.no_grad():
+        model.base_model.embeddings.ngram_embeddings.bucket_weights.normal_(0.0, 0.01)
+    return model
+
+
+@pytest.fixture(scope="module")
+def classifier_onnx(tmp_path_factory, tokenizer):
+    model = gated_model(EELBertForSequenceClassification, num_labels=3, type_vocab_size=2)
+    path = onnx_export.export_onnx(model, tokenizer, str(tmp_path_factory.mktemp("onnx") / "model.onnx"))
+    return model, path
+
+
+def test_classifier_matches_torch_on_new_shapes(classifier_onnx, tokenizer):
+    model, path = classifier_onnx
+    # batch and length differ from the export example (dynamic axes); a sentence pair uses token_type_ids = 1
+    encoded = tokenizer(SENTENCES + ["a", "a much longer sentence than any of the examples the graph was traced on"],
+                        ["second segment"] * 5, padding=True, return_tensors="pt")
+    assert encoded["token_type_ids"].max() == 1 and encoded["input_ids"].shape[0] == 5
+    with torch.no_grad():
+        expected = model(**encoded).logits.numpy()
+    got = onnx_export.run_onnx(onnx_export.onnx_session(path), encoded)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-4
+    assert onnx_export.parity(model, tokenizer, path) <= 1e-4
+
+
+def test_graph_computes_the_embedding_from_ngram_ids(classifier_onnx, tokenizer):
+    model, path = classifier_onnx
+    graph = onnx.load(path).graph
+    assert [i.name for i in graph.input] == list(onnx_export.ONNX_INPUTS)
+    assert [o.name for o in graph.output] == ["logits"]
+    ops = {node.op_type for node in graph.node}
+    assert "Mod" in ops  # (a_j * id + b_j) mod P and mod 2**17, in int64 inside the graph
+    # no vocabulary-sized table: the largest float initialiser is the position table (512 x d)
+    sizes = [int(np.prod(i.dims)) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+    assert max(sizes) <= model.config.max_position_embeddings * model.config.hidden_size
+    assert not any(node.metadata_props for node in graph.node)  # stack traces with local paths are stripped
+    # different n-gram ids, same input_ids: the output follows the n-gram ids
+    encoded = tokenizer(["running fast"], return_tensors="np")
+    session = onnx_export.onnx_session(path)
+    changed = dict(encoded, ngram_ids=np.where(encoded["ngram_ids"] > 0, encoded["ngram_ids"] + 1, 0))
+    assert np.abs(onnx_export.run_onnx(session, encoded) - onnx_export.run_onnx(session, changed)).max() > 1e-6
+
+
+def test_masked_lm_matches_torch(tmp_path, tokenizer):
+    model = gated_model(EELBertForMaskedLM)
+    path = onnx_export.export_onnx(model, tokenizer, str(tmp_path / "mlm.onnx"))
+    assert [o.name for o in onnx.load(path).graph.output] == ["logits"]
+    assert onnx_export.parity(model, tokenizer, path, SENTENCES) <= 1e-4
+
+
+def test_table_models_are_refused(tmp_path, tokenizer):
+    model = EELBertForSequenceClassification(small_config(embedding_type="table"))
+    with pytest.raises(ValueError, match="embedding_type='dynamic'"):
+        onnx_export.export_onnx(model, tokenizer, str(tmp_path / "table.onnx"))
+
+
+def test_export_command_writes_float32_and_int8_uno(tmp_path, tokenizer, capsys):
+    torch.manual_seed(0)
+    model = EELBertForSequenceClassification(EELBertConfig.from_preset("uno", num_labels=2)).eval()
+    checkpoint, out = tmp_path / "checkpoint", tmp_path / "out"
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    main(["export", str(checkpoint), str(out), "--onnx", "--quantize"])
+    printed = capsys.readouterr().out
+    fp32, int8 = out / "onnx" / "model.onnx", out / "onnx" / "model_quantized.onnx"
+    assert f"{os.path.getsize(int8) / 1e6:.3f} MB int8" in printed and "accuracy" in printed and "points)" in printed
+    assert os.path.getsize(int8) <= 0.5e6  # the goal: UNO int8 ONNX <= 0.5 MB
+    assert os.path.getsize(int8) < 0.4 * os.path.getsize(fp32)
+    assert (out / "model.safetensors").exists()  # the Hub folder is written as before
+    # the int8 model stays close to float32 and its accuracy is what onnx_export.accuracy reports
+    session = onnx_export.onnx_session(str(int8))
+    encoded = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**encoded).logits.numpy()
+    assert np.abs(onnx_export.run_onnx(session, encoded) - expected).max() < 0.05
+    assert 0.0 <= onnx_export.accuracy(session, tokenizer, RT_SAMPLE) <= 1.0
