@@ -21,6 +21,7 @@ from transformers.models.bert.modeling_bert import (
     BertPreTrainedModel,
     BertPredictionHeadTransform,
 )
+from transformers.utils import can_return_tuple
 
 from .configuration_eelbert import TABLE_TYPES, EELBertConfig
 from .ngram_embedding import MAX_NGRAM_ID, DynamicNgramEmbeddings
@@ -218,6 +219,7 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
     def set_output_embeddings(self, new_embeddings):
         self.cls.predictions.decoder = new_embeddings
 
+    @can_return_tuple  # return_dict=False gives a tuple, as for every BERT head
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
         """With `labels`, logits are computed only where a label is set (`labels != -100`): `logits` is then
