@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers.utils import logging as transformers_logging
 
 import eelbert_hf
 from eelbert_hf import EELBertConfig
@@ -120,6 +121,10 @@ class EELBertCommonTest(modeling_common.ModelTesterMixin, unittest.TestCase):
     additional_model_inputs = ["ngram_ids"]  # inputs the mixin keeps next to input_ids when it builds its own
 
     def setUp(self):
+        # some tests read transformers' warnings, which other test modules (or the CLI) may have silenced
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_warning()
+        self.addCleanup(transformers_logging.set_verbosity, verbosity)
         self.model_tester = EELBertModelTester(self)
         self.config_tester = configuration_common.ConfigTester(self, config_class=EELBertConfig, hidden_size=36,
                                                                max_ngrams_per_token=8)
