@@ -56,8 +56,18 @@ def bert_twin_size(config, folder: str) -> int:
 
 def run_quickstart(output_dir: str | None = None, preset: str = "uno", pretrain_steps: int = 300,
                    finetune_epochs: float = 3.0) -> dict:
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    try:
+        return _run(output_dir, preset, pretrain_steps, finetune_epochs)
+    finally:  # leave transformers' logging as the caller had it
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _run(output_dir, preset, pretrain_steps, finetune_epochs) -> dict:
     output_dir = output_dir or tempfile.mkdtemp(prefix="eelbert-quickstart-")
     common = ["--preset", preset, "--report_to", "none", "--disable_tqdm", "true", "--seed", "0",
               "--logging_strategy", "no", "--save_strategy", "no", "--per_device_train_batch_size", "32"]
