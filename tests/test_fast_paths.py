@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from conftest import SENTENCES, small_config
-
-PURE = small_config(ngram_weight_buckets=0)  # the hash alone, without the learned n-gram gates
 from eelbert_hf import EELBertForMaskedLM, EELBertModel, EELBertTokenizer
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids, token_ngram_ids_array
+
+PURE = small_config(ngram_weight_buckets=0)  # the hash alone, without the learned n-gram gates
 
 TEXTS = SENTENCES + [
     "A taut, intelligent psychological drama.",

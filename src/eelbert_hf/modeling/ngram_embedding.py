@@ -152,20 +152,22 @@ class DynamicNgramEmbeddings(nn.Module):
         if cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width:
             cache = self._cache = self._new_cache(flat.device, width)
         row_keys = (flat * cache.weights).sum(dim=1)  # (T, K) -> (T,), exact: no int64 overflow
-        slot = cache.slots[torch.searchsorted(cache.keys, row_keys).clamp_(max=len(cache.keys) - 1)]  # (T,)
-        hit, out = (cache.rows[slot] == flat).all(dim=1), cache.embeddings[slot]  # the row itself must match
-        if not bool(hit.all()):
-            miss = (~hit).nonzero().squeeze(1)
+        slot = cache.slots[torch.searchsorted(cache.keys, row_keys)]  # (T,) candidates; the sentinel's key is last
+        stored, out = cache.rows[slot], cache.embeddings[slot]  # (T, K), (T, d)
+        if not torch.equal(stored, flat):  # the rows themselves must match, not just their fingerprints
+            miss = (stored != flat).any(dim=1).nonzero().squeeze(1)
             out[miss] = computed = self.reference(flat[miss])  # (M, d)
             self._insert(cache.weights, row_keys[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
 
     def _new_cache(self, device, width) -> RowCache:
-        """A cache holding one sentinel row of -1s, which matches no input (ids are >= 0): never empty."""
+        """A cache holding one sentinel row of -1s, which matches no input (ids are >= 0), under the largest key:
+        a binary search always lands on a stored row."""
         weights = torch.tensor([r >> 40 for r in splitmix64(self.ngram_seed ^ 0x5EED, width)], device=device)
         sentinel = torch.full((1, width), -1, dtype=torch.int64, device=device)
+        key = torch.full((1,), torch.iinfo(torch.int64).max, device=device)  # real keys are < 2**62
         embeddings = torch.zeros(1, self.hidden_size, dtype=torch.float32, device=device)
-        return RowCache(weights, (sentinel * weights).sum(dim=1), torch.zeros_like(weights[:1]), sentinel, embeddings)
+        return RowCache(weights, key, torch.zeros_like(key), sentinel, embeddings)
 
     def _insert(self, weights, new_keys, new_rows, new_embeddings):
         """Cache one row per fingerprint not cached yet, while there is room; a colliding row stays uncached."""
@@ -179,7 +181,7 @@ class DynamicNgramEmbeddings(nn.Module):
             sorted_keys = new_keys[order]
             new = torch.ones_like(sorted_keys, dtype=torch.bool)
             new[1:] = sorted_keys[1:] != sorted_keys[:-1]  # the first row of each fingerprint, if not cached yet:
-            new &= cache.keys[torch.searchsorted(cache.keys, sorted_keys).clamp_(max=used - 1)] != sorted_keys
+            new &= cache.keys[torch.searchsorted(cache.keys, sorted_keys)] != sorted_keys
             take = order[new][: max(room, 0)]
             if len(take) == 0:
                 return
