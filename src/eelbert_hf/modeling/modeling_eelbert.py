@@ -47,6 +47,12 @@ def _check_not_empty(shape):
         raise ValueError(f"empty input of shape {tuple(shape)}: pass at least one sequence with at least one token")
 
 
+def _classifier_dropout(config):
+    """BERT's rule: classifier_dropout if set, else hidden_dropout_prob."""
+    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    return nn.Dropout(p)
+
+
 class EELBertEmbeddings(nn.Module):
     """Token embedding (dynamic n-gram hash, or a table) + BERT's position and segment embeddings."""
 
@@ -256,8 +262,7 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = EELBertModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = _classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -280,8 +285,7 @@ class EELBertForTokenClassification(EELBertPreTrainedModel, BertForTokenClassifi
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = EELBertModel(config, add_pooling_layer=False)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = _classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -317,8 +321,7 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
     def __init__(self, config):
         super().__init__(config)
         self.bert = EELBertModel(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = _classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
