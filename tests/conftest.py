@@ -15,6 +15,12 @@ def tokenizer():
     return EELBertTokenizer.from_bundled_vocab()
 
 
+@pytest.fixture(scope="session")
+def batch(tokenizer):
+    """SENTENCES, padded, as tensors: the standard input of the model tests."""
+    return tokenizer(SENTENCES, padding=True, return_tensors="pt")
+
+
 def small_config(**overrides):
     """A 1-layer, 32-wide EELBERT: fast enough for every unit test."""
     fields = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,

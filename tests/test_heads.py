@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoModelForMultipleChoice, AutoModelForQuestionAnswering, AutoModelForTokenClassification
 
-from conftest import SENTENCES, small_config
+from conftest import small_config
 from eelbert_hf import (
     EELBertForMultipleChoice,
     EELBertForQuestionAnswering,
@@ -12,11 +12,6 @@ from eelbert_hf import (
     EELBertModel,
 )
 from eelbert_hf.hub import HEADS
-
-
-@pytest.fixture(scope="module")
-def batch(tokenizer):
-    return tokenizer(SENTENCES, padding=True, return_tensors="pt")
 
 
 @pytest.mark.parametrize("auto, head", [(AutoModelForTokenClassification, EELBertForTokenClassification),

@@ -14,11 +14,6 @@ from eelbert_hf import (
 from eelbert_hf.modeling.ngram_embedding import VALUE_SCALE, DynamicNgramEmbeddings
 
 
-@pytest.fixture(scope="module")
-def batch(tokenizer):
-    return tokenizer(SENTENCES, padding=True, return_tensors="pt")
-
-
 def test_presets():
     expected = {"base": (12, 768, 12, 3072), "mini": (4, 256, 4, 1024), "tiny": (2, 128, 2, 512),
                 "uno": (1, 128, 2, 512)}
