@@ -12,7 +12,7 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
 import eelbert_hf
-from conftest import SENTENCES, small_config
+from conftest import small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification
 from eelbert_hf.cli import main, parse_training_args
 from eelbert_hf.training import (
