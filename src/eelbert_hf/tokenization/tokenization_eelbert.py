@@ -91,10 +91,10 @@ class EELBertTokenizer(BertTokenizer):
         Each token is hashed on first sight (all new tokens of a call at once) and its row kept in a table of the
         tokens seen so far: memory grows with the tokens in use (384 bytes each), not with the vocabulary."""
         ids = np.asarray(input_ids, dtype=np.int64)
-        size = len(self)
-        if ids.size and (ids.min() < 0 or ids.max() >= size):
-            raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
-        if len(self._ngram_slot) < size:  # first use, or tokens were added
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_slot)):  # first use, or tokens were added
+            size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the vocabulary (~6 ms)
+            if ids.min() < 0 or ids.max() >= size:
+                raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
             self._ngram_slot = np.concatenate([self._ngram_slot, np.full(size - len(self._ngram_slot), -1)])
         todo = sorted(set(ids[self._ngram_slot[ids] < 0].tolist()))  # (np.unique would import numpy.ma: +3 MB RSS)
         if todo:  # same ids as `token_ngram_ids` applied per token
