@@ -350,6 +350,16 @@ def test_mismatched_tokenizer_and_model_are_refused(tokenizer, tmp_path, make, f
     check_compatible(model.config, tokenizer)  # the matching pair passes
 
 
+def test_cli_refuses_a_folder_whose_tokenizer_does_not_match(tmp_path):
+    from eelbert_hf.training import load_tokenizer  # what pretrain/finetune/export use to pair them
+
+    config = small_config()
+    config.save_pretrained(tmp_path)
+    EELBertTokenizer.from_bundled_vocab(ngram_max_n=4).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="ngram_max_n"):
+        load_tokenizer(str(tmp_path), config)
+
+
 def test_width_mismatch_in_a_raw_pipeline_is_a_clear_error(classifier):
     # pipeline(...) itself cannot check the pair; the model's input check catches a width mismatch
     classify = pipeline("text-classification", model=classifier,
