@@ -130,22 +130,24 @@ def _split_token_ngram_ids(tokens, ngram_min_n, ngram_max_n, max_ngrams_per_toke
     codes[marked, 1 : chars.shape[1] + 1] = chars[marked]
     codes[~marked, : chars.shape[1]] = chars[~marked]
     nbytes = 1 + (codes >= 0x80) + (codes >= 0x800) + (codes >= 0x10000)  # UTF-8 length (marker: 1)
+    most = int(nbytes.max())  # 1 for ASCII-only tokens: then the loops over later bytes below do nothing
     lead = np.array([0, 0x00, 0xC0, 0xE0, 0xF0])[nbytes] | (codes >> (6 * (nbytes - 1)))
     symbol_bytes = [np.where(codes < 0, 0xFF, lead)]  # (T, L) per byte position k = 0..3
-    symbol_bytes += [0x80 | ((codes >> np.maximum(6 * (nbytes - 1 - k), 0)) & 0x3F) for k in (1, 2, 3)]
+    symbol_bytes += [0x80 | ((codes >> np.maximum(6 * (nbytes - 1 - k), 0)) & 0x3F) for k in range(1, most)]
     symbol_bytes = [b.astype(np.uint64) for b in symbol_bytes]
     h = np.full(codes.shape, FNV64_OFFSET, dtype=np.uint64)  # FNV state of the n-gram starting at each symbol
-    ids, valid = [], []
+    states, valid = [], []
     for n in range(1, ngram_max_n + 1):
         starts = codes.shape[1] - n + 1  # (T, L) -> (T, L - n + 1)
         h = (h[:, :starts] ^ symbol_bytes[0][:, n - 1 :]) * np.uint64(FNV64_PRIME)  # every symbol has a byte 0
-        for k in (1, 2, 3):  # later bytes: only non-ASCII symbols, usually few
+        for k in range(1, most):  # later bytes: only non-ASCII symbols
             more = nbytes[:, n - 1 :] > k
             h[more] = (h[more] ^ symbol_bytes[k][:, n - 1 :][more]) * np.uint64(FNV64_PRIME)
         if n >= ngram_min_n:
-            ids.append(_fmix64_to_id(h))
+            states.append(h)
             valid.append(np.arange(starts) + n <= lengths[:, None])
-    ids, valid = np.concatenate(ids, axis=1), np.concatenate(valid, axis=1)  # in spec order: n, then start
+    ids = _fmix64_to_id(np.concatenate(states, axis=1))  # (T, W) in spec order: n, then start
+    valid = np.concatenate(valid, axis=1)
     slot = np.cumsum(valid, axis=1) - 1
     row, col = np.nonzero(valid & (slot < max_ngrams_per_token))
     table = np.zeros((len(tokens), max_ngrams_per_token), dtype=np.int64)
