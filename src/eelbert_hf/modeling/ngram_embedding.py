@@ -152,8 +152,8 @@ class DynamicNgramEmbeddings(nn.Module):
         if cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width:
             cache = self._cache = self._new_cache(flat.device, width)
         row_keys = (flat * cache.weights).sum(dim=1)  # (T, K) -> (T,), exact: no int64 overflow
-        slot = cache.slots[torch.searchsorted(cache.keys, row_keys)]  # (T,) candidates; the sentinel's key is last
-        stored, out = cache.rows[slot], cache.embeddings[slot]  # (T, K), (T, d)
+        slot = cache.slots.index_select(0, torch.searchsorted(cache.keys, row_keys))  # (T,); the sentinel's key is last
+        stored, out = cache.rows.index_select(0, slot), cache.embeddings.index_select(0, slot)  # (T, K), (T, d)
         if not torch.equal(stored, flat):  # the rows themselves must match, not just their fingerprints
             miss = (stored != flat).any(dim=1).nonzero().squeeze(1)
             out[miss] = computed = self.reference(flat[miss])  # (M, d)
