@@ -337,7 +337,8 @@ def main():
               f"| {row['ratio']:.3f} | {row['target'].strip('()').replace('target: ', '').replace('target ', '')} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(machine=machine(), command=sys.argv, rows=RESULTS), f, indent=1)
+            json.dump(dict(machine=machine(), clock=args.clock, load_average_at_start=load[0], command=sys.argv,
+                           rows=RESULTS), f, indent=1)
 
 
 if __name__ == "__main__":
