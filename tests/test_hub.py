@@ -180,3 +180,13 @@ def test_model_card_and_push_upload_the_complete_folder(tmp_path, monkeypatch):
     (folder / "model.safetensors").unlink()
     with pytest.raises(ValueError, match="missing model.safetensors"):
         main(["push", str(folder), "org/uno-eelbert"])
+
+
+def test_package_pipeline_refuses_a_mismatched_tokenizer(saved):
+    import eelbert_hf
+
+    good = eelbert_hf.pipeline("text-classification", model=str(saved))
+    assert good(SENTENCES[0])[0]["label"] in ("LABEL_0", "LABEL_1")
+    wrong = EELBertTokenizer.from_bundled_vocab(ngram_max_n=4)  # same width, different n-grams: silent otherwise
+    with pytest.raises(ValueError, match="ngram_max_n"):
+        eelbert_hf.pipeline("text-classification", model=str(saved), tokenizer=wrong)

@@ -26,6 +26,7 @@ from .modeling.modeling_eelbert import (
     EELBertModel,
     EELBertPreTrainedModel,
 )
+from .hub import pipeline
 from .tokenization.tokenization_eelbert import EELBertTokenizer
 
 __version__ = "0.1.0"
@@ -57,4 +58,5 @@ __all__ = [
     "EELBertForMultipleChoice",
     "EELBertPreTrainedModel",
     "EELBertTokenizer",
+    "pipeline",
 ]

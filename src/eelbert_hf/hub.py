@@ -159,3 +159,12 @@ def save_sentence_transformers_config(folder: str, config) -> list[str]:
         with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
             json.dump(content, f, indent=2)
     return list(files)
+
+
+def pipeline(task: str, model, tokenizer=None, **kwargs):
+    """transformers.pipeline(...), refusing a tokenizer whose n-gram features the model does not expect."""
+    from transformers import pipeline as hf_pipeline
+
+    pipe = hf_pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
+    check_compatible(pipe.model.config, pipe.tokenizer)
+    return pipe
