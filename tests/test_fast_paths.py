@@ -118,6 +118,24 @@ def test_cache_cleared_by_to_and_reset_constants(batches):
     assert torch.equal(module(batches[0]), DynamicNgramEmbeddings(small_config(ngram_seed=7, ngram_weight_buckets=0)).reference(batches[0]))
 
 
+def test_cache_with_learned_gates(batches):
+    """Gates != 1: cached == reference; after a gate update the cache never answers with the old vectors; while the
+    gates take gradients the cache is not used at all."""
+    module = DynamicNgramEmbeddings(small_config(ngram_weight_buckets=64))
+    with torch.no_grad():
+        module.bucket_weights.uniform_(-0.005, 0.005, generator=torch.Generator().manual_seed(0))
+        for _ in range(2):
+            for ngram_ids in batches:
+                assert torch.equal(module(ngram_ids), module.reference(ngram_ids))
+        before = module(batches[0])
+        module.bucket_weights[batches[0][0, 1, 0] % 64] += 0.01  # in place, as an optimizer step would
+        after = module(batches[0])
+        assert not torch.equal(before, after) and torch.equal(after, module.reference(batches[0]))
+    module.clear_cache()
+    out = module(batches[1])  # grad mode, gates require grad: the uncached path, with a graph to the gates
+    assert out.requires_grad and module._cache is None
+
+
 def test_cache_skipped_while_compiling(batches, monkeypatch):
     module = DynamicNgramEmbeddings(PURE)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
