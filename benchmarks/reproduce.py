@@ -1,21 +1,25 @@
 """Same-recipe, same-budget comparison of BERT-tiny, EELBERT-tiny, UNO-EELBERT, hash-init and random-hash.
 
-Every variant is pretrained with MLM on the same text with the same token budget, seed and hyperparameters,
-then fine-tuned on Rotten Tomatoes with the same recipe (best validation epoch is reported); the same
-fine-tuning from random initialisation ("no pretraining") shows whether the pretraining budget helped.
+Each variant is pretrained once with MLM on the same text, with the same seed and hyperparameters and a
+constant learning rate after warmup; the checkpoints saved after each budget in `steps` (0 = no pretraining)
+are then fine-tuned on Rotten Tomatoes with one recipe, once per fine-tuning seed, reporting the best
+validation epoch. So one run shows the gap between the variants at several pretraining budgets.
 
     python benchmarks/reproduce.py --budget smoke      # CI-sized, about a minute
-    python benchmarks/reproduce.py --budget quick      # 300 MLM steps, 2 fine-tuning epochs
-    python benchmarks/reproduce.py --budget default    # about an hour on 2 CPU cores
+    python benchmarks/reproduce.py --budget default --jobs 3   # about an hour on 2 CPU cores
     python benchmarks/reproduce.py --budget large      # for a GPU
 
-Writes results.json, results.md and (if matplotlib is installed) mlm_loss.png to --output_dir.
+Every finished fine-tuning writes `<output_dir>/<variant>/step<N>-seed<S>.json`; runs whose file exists are
+skipped, so an interrupted run continues where it stopped. results.json / results.md / mlm_loss.png
+(matplotlib: `pip install -e ".[bench]"`) are rebuilt from all result files in `output_dir`.
 """
 
 import argparse
+import glob
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -31,121 +35,213 @@ VARIANTS = {
     "eelbert-tiny-no-gates": ("tiny", "dynamic", "ngram_weight_buckets=0"),  # the plain n-gram mean
     "uno-eelbert-no-gates": ("uno", "dynamic", "ngram_weight_buckets=0"),
 }
-# budget -> pretraining steps, batch, sequence length; fine-tuning epochs and example caps (None = all)
+MAIN_VARIANTS = ["bert-tiny", "eelbert-tiny", "uno-eelbert", "tiny-hash-init", "tiny-random-hash"]
+# budget -> pretraining checkpoints (steps), batch, sequence length; fine-tuning epochs, caps and seeds
 BUDGETS = {
-    "smoke": dict(steps=10, batch=8, seq=32, epochs=1, train_cap=256, corpus_cap=2000),
-    "quick": dict(steps=300, batch=32, seq=128, epochs=2, train_cap=None, corpus_cap=None),
-    "default": dict(steps=1000, batch=32, seq=128, epochs=3, train_cap=None, corpus_cap=None),
-    "large": dict(steps=20000, batch=128, seq=128, epochs=3, train_cap=None, corpus_cap=None),
+    "smoke": dict(steps=[0, 10], batch=8, seq=32, epochs=1, train_cap=256, corpus_cap=2000, seeds=[0]),
+    "default": dict(steps=[0, 500, 1500], batch=32, seq=128, epochs=4, train_cap=None, corpus_cap=None,
+                    seeds=[0, 1, 2]),
+    "large": dict(steps=[0, 5000, 20000, 60000], batch=128, seq=128, epochs=4, train_cap=None, corpus_cap=None,
+                  seeds=[0, 1, 2]),
 }
 
 
-def run_variant(name, budget, seed, args, pretrained: bool):
+def save_at(steps):
+    from transformers import TrainerCallback
+
+    class SaveAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_save = state.global_step in steps
+
+    return SaveAt()
+
+
+def pretrain_variant(name, budget, args) -> tuple[str, list]:
+    """MLM pretraining to the largest budget, saving a checkpoint at each budget. Returns (folder, loss curve)."""
     from eelbert_hf.cli import parse_training_args
-    from eelbert_hf.training import finetune, pretrain
+    from eelbert_hf.training import pretrain
 
     preset, embedding_type, overrides = VARIANTS[name]
-    out = os.path.join(args.output_dir, f"{name}-seed{seed}")
-    common = ["--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed), "--save_strategy", "no",
-              "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0"]
-    result, start, mlm_losses = {"variant": name, "seed": seed, "pretrained": pretrained}, time.time(), []
-    model_args = ["--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides]
-    if pretrained:
-        caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
-        trainer = pretrain(*parse_training_args("pretrain", [
-            *model_args, "--train_files", *args.corpus, "--output_dir", f"{out}/mlm", "--max_steps",
-            str(budget["steps"]), "--max_seq_length", str(budget["seq"]), "--learning_rate", str(args.mlm_lr),
-            "--eval_strategy", "no", "--logging_steps", str(max(1, budget["steps"] // 50)), *caps, *common]))
-        mlm_losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
-        result["mlm_loss"] = statistics.mean(loss for _, loss in mlm_losses[-5:]) if mlm_losses else None
-        model_args = ["--model_name_or_path", f"{out}/mlm"]
+    out, steps = os.path.join(args.output_dir, name, "mlm"), [s for s in budget["steps"] if s > 0]
+    curve_file = os.path.join(out, "loss_curve.json")
+    if os.path.exists(curve_file):
+        return out, json.load(open(curve_file, encoding="utf-8"))
+    caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
+    trainer = pretrain(*parse_training_args("pretrain", [
+        "--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides,
+        "--train_files", *args.corpus, "--output_dir", out, "--max_steps", str(max(steps)), "--max_seq_length",
+        str(budget["seq"]), "--learning_rate", str(args.mlm_lr), "--lr_scheduler_type", "constant_with_warmup",
+        "--warmup_steps", str(max(1, min(steps) // 10)), "--eval_strategy", "no", "--save_strategy", "no",
+        "--save_only_model", "true", "--logging_steps", str(max(1, max(steps) // 100)), "--report_to", "none",
+        "--disable_tqdm", "true", "--seed", str(args.pretrain_seed), "--per_device_train_batch_size",
+        str(budget["batch"]), "--dataloader_num_workers", "0", *caps]), callbacks=[save_at(set(steps))])
+    curve = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    with open(curve_file, "w", encoding="utf-8") as f:
+        json.dump(curve, f)
+    return out, curve
+
+
+def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
+    from eelbert_hf.cli import parse_training_args
+    from eelbert_hf.training import finetune
+
+    preset, embedding_type, overrides = VARIANTS[name]
+    out = os.path.join(args.output_dir, name, f"step{step}-seed{seed}")
+    start = time.time()
+    if step:
+        model_args = ["--model_name_or_path", os.path.join(mlm_dir, f"checkpoint-{step}")]
+    else:
+        model_args = ["--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides]
     caps = ["--max_train_samples", str(budget["train_cap"])] if budget["train_cap"] else []
     classifier, _ = finetune(*parse_training_args("finetune", [
         *model_args, "--train_files", os.path.join(args.sentiment, "train.jsonl"), "--validation_files",
-        os.path.join(args.sentiment, "validation.jsonl"), "--output_dir", f"{out}/rt", "--num_train_epochs",
-        str(budget["epochs"]), "--learning_rate", str(args.finetune_lr), "--eval_strategy", "epoch", *caps, *common]))
-    accuracies = [e["eval_accuracy"] for e in classifier.state.log_history if "eval_accuracy" in e]
-    result.update(best_accuracy=max(accuracies), accuracies=accuracies, wall_s=round(time.time() - start, 1),
-                  mlm_curve=mlm_losses)
-    classifier.save_model(f"{out}/rt")
-    result["size_bytes"] = os.path.getsize(os.path.join(out, "rt", "model.safetensors"))
-    print(json.dumps({k: v for k, v in result.items() if k != "mlm_curve"}), flush=True)
+        os.path.join(args.sentiment, "validation.jsonl"), "--output_dir", out, "--num_train_epochs",
+        str(budget["epochs"]), "--learning_rate", str(args.finetune_lr), "--eval_strategy", "epoch",
+        "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed),
+        "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0", *caps]))
+    by_epoch = {e["epoch"]: e["eval_accuracy"] for e in classifier.state.log_history if "eval_accuracy" in e}
+    accuracies = list(by_epoch.values())  # one per epoch (the final evaluation repeats the last)
+    losses = [loss for s, loss in curve if s <= step]
+    result = dict(variant=name, step=step, seed=seed, best_accuracy=max(accuracies), accuracies=accuracies,
+                  mlm_loss=statistics.mean(losses[-5:]) if losses else None, finetune_wall_s=round(time.time() - start, 1),
+                  size_bytes=os.path.getsize(os.path.join(out, "model.safetensors")))
+    for f in glob.glob(os.path.join(out, "*.safetensors")):
+        os.remove(f)  # the result is what we keep; the classifier can be rebuilt from the command
+    print(json.dumps(result), flush=True)
     return result
 
 
-def summarise(results, args) -> str:
-    rows = ["| variant | pretrained | RT val accuracy (mean ± sd) | vs BERT-tiny | final MLM loss | size | wall |",
-            "|---|---|---|---|---|---|---|"]
-    groups = {}
+def run_variant(name, budget, args):
+    todo = [(step, seed) for step in budget["steps"] for seed in args.seeds or budget["seeds"]
+            if not os.path.exists(os.path.join(args.output_dir, name, f"step{step}-seed{seed}.json"))]
+    if not todo:
+        return
+    start = time.time()
+    mlm_dir, curve = pretrain_variant(name, budget, args) if any(s for s, _ in todo) else (None, [])
+    pretrain_s = round(time.time() - start, 1)
+    for step, seed in todo:
+        result = finetune_variant(name, step, seed, mlm_dir, curve, budget, args)
+        result["pretrain_wall_s"] = pretrain_s
+        with open(os.path.join(args.output_dir, name, f"step{step}-seed{seed}.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f)
+
+
+def collect(output_dir):
+    results = []
+    for path in sorted(glob.glob(os.path.join(output_dir, "*", "step*-seed*.json"))):
+        results.append(json.load(open(path, encoding="utf-8")))
+    curves = {}
+    for path in glob.glob(os.path.join(output_dir, "*", "mlm", "loss_curve.json")):
+        curves[os.path.basename(os.path.dirname(os.path.dirname(path)))] = json.load(open(path, encoding="utf-8"))
+    return results, curves
+
+
+def summarise(results) -> str:
+    """One row per variant, one column per pretraining budget: mean ± sd over fine-tuning seeds."""
+    steps = sorted({r["step"] for r in results})
+    cells, names = {}, []
     for r in results:
-        groups.setdefault((r["variant"], r["pretrained"]), []).append(r)
-    base = groups.get(("bert-tiny", True)) or groups.get(("bert-tiny", False))
-    base_acc = statistics.mean(r["best_accuracy"] for r in base) if base else None
-    for (name, pretrained), rs in groups.items():
-        accs = [r["best_accuracy"] for r in rs]
-        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        mean = statistics.mean(accs)
-        relative = f"{100 * (mean / base_acc - 1):+.1f} %" if base_acc else "-"
-        mlm = [r["mlm_loss"] for r in rs if r.get("mlm_loss") is not None]
-        mlm_text = f"{statistics.mean(mlm):.3f}" if mlm else "-"
-        rows.append(f"| {name} | {'yes' if pretrained else 'no'} | {100 * mean:.1f} ± {100 * sd:.1f} (n={len(accs)}) "
-                    f"| {relative} | {mlm_text} | {rs[0]['size_bytes'] / 1e6:.2f} MB "
-                    f"| {statistics.mean(r['wall_s'] for r in rs):.0f} s |")
+        cells.setdefault((r["variant"], r["step"]), []).append(r["best_accuracy"])
+        if r["variant"] not in names:
+            names.append(r["variant"])
+    names.sort(key=lambda n: list(VARIANTS).index(n))
+    base = {s: statistics.mean(cells[("bert-tiny", s)]) for s in steps if ("bert-tiny", s) in cells}
+    rows = ["| variant | size (fp32) | " + " | ".join(f"{s:,} MLM steps" for s in steps) + " |",
+            "|---|---|" + "---|" * len(steps)]
+    sizes = {r["variant"]: r["size_bytes"] for r in results}
+    for name in names:
+        row = [f"| {name} | {sizes[name] / 1e6:.2f} MB"]
+        for s in steps:
+            accs = cells.get((name, s))
+            if not accs:
+                row.append("–")
+                continue
+            mean = statistics.mean(accs)
+            spread = f" ± {100 * statistics.stdev(accs):.1f}" if len(accs) > 1 else ""
+            relative = f" ({100 * (mean / base[s] - 1):+.1f} %)" if s in base and name != "bert-tiny" else ""
+            row.append(f"{100 * mean:.1f}{spread}{relative}")
+        rows.append(" | ".join(row) + " |")
+    mlm = {(r["variant"], r["step"]): r["mlm_loss"] for r in results if r.get("mlm_loss") is not None}
+    if mlm:
+        rows += ["", "MLM training loss (mean of the last 5 logged values before the checkpoint):", "",
+                 "| variant | " + " | ".join(f"{s:,}" for s in steps if s) + " |", "|---|" + "---|" * (len(steps) - 1)]
+        for name in names:
+            rows.append(f"| {name} | " + " | ".join(f"{mlm[(name, s)]:.3f}" if (name, s) in mlm else "–"
+                                                     for s in steps if s) + " |")
     return "\n".join(rows)
 
 
-def plot(results, path):
+def plot(curves, path):
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: no loss plot (pip install matplotlib)")
+        print('matplotlib is not installed: no loss plot (pip install -e ".[bench]")')
         return
     fig, ax = plt.subplots(figsize=(7, 4))
-    for r in results:
-        if r["mlm_curve"]:
-            steps, losses = zip(*r["mlm_curve"])
-            ax.plot(steps, losses, label=f"{r['variant']} (seed {r['seed']})")
-    ax.set_xlabel("MLM step")
-    ax.set_ylabel("training loss")
-    ax.legend(fontsize=7)
+    for name, curve in sorted(curves.items()):
+        if curve:
+            steps, losses = zip(*curve)
+            ax.plot(steps, losses, label=name, linewidth=1)
+    ax.set_xlabel("MLM step (batch 32 x 128 tokens)")
+    ax.set_ylabel("MLM training loss")
+    ax.set_ylim(top=8)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=BUDGETS, default="default")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument("--no-scratch", action="store_true", help="skip the fine-tune-from-scratch baselines")
-    parser.add_argument("--scratch-only", action="store_true", help="only fine-tune from scratch (no pretraining)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="fine-tuning seeds (default: the budget's)")
+    parser.add_argument("--pretrain-seed", type=int, default=0)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=MAIN_VARIANTS)
+    parser.add_argument("--jobs", type=int, default=1, help="variants run in parallel, one thread each")
     parser.add_argument("--corpus", nargs="+", default=[os.path.join(SHARED, "corpus", "brown.txt"),
                                                         os.path.join(SHARED, "corpus", "nlp-corpus.txt")])
     parser.add_argument("--sentiment", default=os.path.join(SHARED, "sentiment", "rotten_tomatoes"))
     parser.add_argument("--mlm-lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
     parser.add_argument("--output_dir", default="out/reproduce")
+    parser.add_argument("--no-report", action="store_true", help="only run, leave the report to the caller")
     args = parser.parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    budget, results = BUDGETS[args.budget], []
+    budget = BUDGETS[args.budget]
     os.makedirs(args.output_dir, exist_ok=True)
-    runs = [(seed, name, pretrained) for seed in args.seeds for name in args.variants for pretrained in (True, False)
-            if (not args.scratch_only if pretrained else  # from scratch, hash_init is the plain table
-                not args.no_scratch and VARIANTS[name][1] != "hash_init")]
-    for seed, name, pretrained in runs:
-        results.append(run_variant(name, budget, seed, args, pretrained))
-        with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:  # after every run
-            json.dump({"budget": args.budget, **budget, "command": " ".join(sys.argv), "results": results}, f, indent=1)
-    table = summarise(results, args)
+    if args.jobs > 1 and len(args.variants) > 1:  # one process per variant, `jobs` at a time, one thread each
+        child = ["--budget", args.budget, "--pretrain-seed", str(args.pretrain_seed), "--corpus", *args.corpus,
+                 "--sentiment", args.sentiment, "--mlm-lr", str(args.mlm_lr), "--finetune-lr", str(args.finetune_lr),
+                 "--output_dir", args.output_dir, *(["--seeds", *map(str, args.seeds)] if args.seeds else [])]
+        running = []
+        for name in args.variants:
+            while sum(p.poll() is None for p in running) >= args.jobs:
+                time.sleep(1)
+            running.append(subprocess.Popen([sys.executable, __file__, *child, "--no-report", "--variants", name],
+                                            env={**os.environ, "OMP_NUM_THREADS": "1"}))
+        if any([p.wait() for p in running]):
+            raise SystemExit("a variant failed (its output is above)")
+    else:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        for name in args.variants:
+            os.makedirs(os.path.join(args.output_dir, name), exist_ok=True)
+            run_variant(name, budget, args)
+    if args.no_report:
+        return None
+    results, curves = collect(args.output_dir)
+    table = summarise(results)
+    with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump({"budget": args.budget, **budget, "command": "python benchmarks/reproduce.py " + " ".join(argv),
+                   "results": results, "mlm_curves": curves}, f, indent=1)
     with open(os.path.join(args.output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
-    plot(results, os.path.join(args.output_dir, "mlm_loss.png"))
+    plot(curves, os.path.join(args.output_dir, "mlm_loss.png"))
     print(table)
     return results
 

@@ -138,6 +138,16 @@ def build_config(args: ModelArguments, **overrides) -> EELBertConfig:
     return config
 
 
+def load_model(model_class, args: ModelArguments, config, tokenizer):
+    """`model_class` from `--model_name_or_path`, or new from `config`; a new `hash_init` table starts from the hash."""
+    if args.model_name_or_path:
+        return model_class.from_pretrained(args.model_name_or_path, config=config)
+    model = model_class(config)
+    if config.embedding_type == "hash_init":
+        model.init_table_from_hash(tokenizer)
+    return model
+
+
 def load_raw_datasets(data: DataArguments, split_for_eval: bool):
     """A DatasetDict with "train" (and "validation") from local files or a `datasets` name."""
     import datasets
@@ -218,12 +228,7 @@ def pretrain(model_args: ModelArguments, data: DataArguments, training_args: Tra
     set_seed(training_args.seed)  # model initialisation depends on it, as in run_mlm.py
     config = build_config(model_args)
     tokenizer = load_tokenizer(model_args.tokenizer, config)
-    if model_args.model_name_or_path:
-        model = EELBertForMaskedLM.from_pretrained(model_args.model_name_or_path, config=config)
-    else:
-        model = EELBertForMaskedLM(config)
-    if config.embedding_type == "hash_init" and not model_args.model_name_or_path:
-        model.init_table_from_hash(tokenizer)
+    model = load_model(EELBertForMaskedLM, model_args, config, tokenizer)
     with training_args.main_process_first(desc="dataset preprocessing"):
         blocks = mlm_blocks(load_raw_datasets(data, split_for_eval=True), tokenizer, data)
     collator = DataCollatorForEELBertMLM(tokenizer, mlm_probability=data.mlm_probability, seed=training_args.seed)
@@ -304,10 +309,8 @@ def finetune(model_args: ModelArguments, data: DataArguments, training_args: Tra
     set_seed(training_args.seed)
     config = build_config(model_args, num_labels=num_labels)
     tokenizer = load_tokenizer(model_args.tokenizer or model_args.model_name_or_path, config)
-    if model_args.model_name_or_path:  # e.g. an MLM checkpoint: encoder kept, MLM head dropped, classifier new
-        model = EELBertForSequenceClassification.from_pretrained(model_args.model_name_or_path, config=config)
-    else:
-        model = EELBertForSequenceClassification(config)
+    # from an MLM checkpoint: encoder kept, MLM head dropped, classifier new
+    model = load_model(EELBertForSequenceClassification, model_args, config, tokenizer)
 
     def encode(batch):
         pair = batch[data.text_pair_column] if data.text_pair_column else None
