@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import SENTENCES, small_config
-from eelbert_hf import EELBertForMaskedLM, EELBertModel, EELBertTokenizer
+from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids, token_ngram_ids_array
 
@@ -134,6 +134,30 @@ def test_cache_with_learned_gates(batches):
     module.clear_cache()
     out = module(batches[1])  # grad mode, gates require grad: the uncached path, with a graph to the gates
     assert out.requires_grad and module._cache is None
+
+
+@pytest.mark.parametrize("update", ["fused AdamW", "foreach AdamW", ".data write"])
+def test_cache_follows_gate_updates_that_skip_the_version_counter(batches, update):
+    """Trainer's default optimizer (fused AdamW) and `.data` writes change the gates without bumping their version
+    counter: evaluation after a training step must still see the new gates, not the embeddings cached before it."""
+    model = EELBertForSequenceClassification(small_config(num_labels=2, ngram_weight_buckets=64))
+    module = model.bert.embeddings.ngram_embeddings
+    with torch.no_grad():
+        module.bucket_weights.uniform_(-0.005, 0.005, generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        before = module(batches[0])  # fills the cache
+    if update == ".data write":
+        module.bucket_weights.data[batches[0][0, 1, 0] % 64] += 0.01
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, **{update.split()[0]: True})
+        model.train()
+        model(ngram_ids=batches[0], labels=torch.zeros(len(batches[0]), dtype=torch.long)).loss.backward()
+        optimizer.step()
+        model.eval()
+    with torch.no_grad():
+        after = module(batches[0])
+        assert not torch.equal(before, after) and torch.equal(after, module.reference(batches[0]))
 
 
 def test_cache_skipped_while_compiling(batches, monkeypatch):

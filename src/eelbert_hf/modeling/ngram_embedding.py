@@ -58,6 +58,8 @@ class RowCache(NamedTuple):
     slots: torch.Tensor  # (N,) where the row with fingerprint keys[i] is stored
     rows: torch.Tensor  # (capacity, K) stored rows, the first N in use; grows by doubling
     embeddings: torch.Tensor  # (capacity, d) their embeddings
+    gates: torch.Tensor | None  # the gate values they were computed with (compared by value: fused optimizers
+    # and `.data` writes update parameters without bumping their version counter)
 
 
 class DynamicNgramEmbeddings(nn.Module):
@@ -92,7 +94,6 @@ class DynamicNgramEmbeddings(nn.Module):
         self.weight_buckets = getattr(config, "ngram_weight_buckets", 0)
         if self.weight_buckets:
             self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
-        self._cached_version = None
         self.clear_cache()
 
     def reset_constants(self):
@@ -141,16 +142,14 @@ class DynamicNgramEmbeddings(nn.Module):
         width = ngram_ids.shape[-1]
         if self.cache_bytes <= 0 or width > MAX_NGRAMS_LIMIT or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return self.reference(ngram_ids)
-        if self.weight_buckets:  # trainable gates: no cache while they take gradients; a changed gate empties it
-            if torch.is_grad_enabled() and self.bucket_weights.requires_grad:
-                return self.reference(ngram_ids)
-            if self._cached_version != self.bucket_weights._version:
-                self.clear_cache()
-                self._cached_version = self.bucket_weights._version
+        if self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad:
+            return self.reference(ngram_ids)  # no cache while the gates take gradients
+        gates = self.bucket_weights.detach() if self.weight_buckets else None
         flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (T, K)
         cache = self._cache
-        if cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width:
-            cache = self._cache = self._new_cache(flat.device, width)
+        if (cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width
+                or (gates is not None and not torch.equal(cache.gates, gates))):  # gates changed: start afresh
+            cache = self._cache = self._new_cache(flat.device, width, gates)
         row_keys = (flat * cache.weights).sum(dim=1)  # (T, K) -> (T,), exact: no int64 overflow
         slot = cache.slots.index_select(0, torch.searchsorted(cache.keys, row_keys))  # (T,); the sentinel's key is last
         stored, out = cache.rows.index_select(0, slot), cache.embeddings.index_select(0, slot)  # (T, K), (T, d)
@@ -160,14 +159,14 @@ class DynamicNgramEmbeddings(nn.Module):
             self._insert(cache.weights, row_keys[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
 
-    def _new_cache(self, device, width) -> RowCache:
+    def _new_cache(self, device, width, gates) -> RowCache:
         """A cache holding one sentinel row of -1s, which matches no input (ids are >= 0), under the largest key:
         a binary search always lands on a stored row."""
         weights = torch.tensor([r >> 40 for r in splitmix64(self.ngram_seed ^ 0x5EED, width)], device=device)
         sentinel = torch.full((1, width), -1, dtype=torch.int64, device=device)
         key = torch.full((1,), torch.iinfo(torch.int64).max, device=device)  # real keys are < 2**62
         embeddings = torch.zeros(1, self.hidden_size, dtype=torch.float32, device=device)
-        return RowCache(weights, key, torch.zeros_like(key), sentinel, embeddings)
+        return RowCache(weights, key, torch.zeros_like(key), sentinel, embeddings, None if gates is None else gates.clone())
 
     def _insert(self, weights, new_keys, new_rows, new_embeddings):
         """Cache one row per fingerprint not cached yet, while there is room; a colliding row stays uncached."""
@@ -193,4 +192,4 @@ class DynamicNgramEmbeddings(nn.Module):
             rows[used:stop], embeddings[used:stop] = new_rows[take], new_embeddings[take]  # past what readers see
             keys, by_key = torch.sort(torch.cat([cache.keys, new_keys[take]]))
             slots = torch.cat([cache.slots, torch.arange(used, stop, device=keys.device)])[by_key]
-            self._cache = RowCache(weights, keys, slots, rows, embeddings)
+            self._cache = RowCache(weights, keys, slots, rows, embeddings, cache.gates)
