@@ -136,3 +136,16 @@ def test_pickle_drops_cache_but_keeps_behaviour(tokenizer):
 def test_empty_batch_is_a_clear_error(tokenizer):
     with pytest.raises(ValueError, match="empty"):
         tokenizer([], padding=True)
+
+
+def test_return_ngram_ids_false_leaves_them_to_the_collator(tokenizer):
+    """`return_ngram_ids=False` (for `datasets.map`): BERT's outputs only; padding adds the n-gram ids back."""
+    full = tokenizer(SENTENCES[:3], truncation=True, max_length=16)
+    lean = tokenizer(SENTENCES[:3], truncation=True, max_length=16, return_ngram_ids=False)
+    assert "ngram_ids" not in lean and {k: full[k] for k in lean} == dict(lean)
+    single = tokenizer(SENTENCES[0], return_ngram_ids=False, return_tensors="pt")
+    assert set(single) == {"input_ids", "token_type_ids", "attention_mask"}
+    features = [{k: v[i] for k, v in lean.items()} for i in range(3)]
+    batch = DataCollatorWithPadding(tokenizer)(features)
+    assert torch.equal(batch["ngram_ids"], tokenizer(SENTENCES[:3], truncation=True, max_length=16, padding=True,
+                                                     return_tensors="pt")["ngram_ids"])

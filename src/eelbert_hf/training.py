@@ -183,7 +183,8 @@ def mlm_blocks(raw, tokenizer, data: DataArguments):
         raise ValueError(f"no column {column!r} in the data (columns: {raw['train'].column_names}); set --text_column")
 
     def pack(batch):
-        ids = tokenizer([t for t in batch[column] if t and t.strip()], add_special_tokens=False)["input_ids"]
+        texts = [t for t in batch[column] if t and t.strip()]
+        ids = tokenizer(texts, add_special_tokens=False, return_ngram_ids=False)["input_ids"]
         flat = [i for seq in ids for i in seq]
         blocks = [flat[i : i + body] for i in range(0, len(flat) - body + 1, body)] or ([flat] if flat else [])
         input_ids = [[tokenizer.cls_token_id, *b, tokenizer.sep_token_id] for b in blocks]
@@ -314,8 +315,9 @@ def finetune(model_args: ModelArguments, data: DataArguments, training_args: Tra
 
     def encode(batch):
         pair = batch[data.text_pair_column] if data.text_pair_column else None
-        encoded = tokenizer(batch[data.text_column], pair, truncation=True, max_length=data.max_seq_length)
-        encoded.pop("ngram_ids")  # DataCollatorWithPadding recomputes them for each padded batch
+        # no ngram_ids here: DataCollatorWithPadding computes them for each padded batch
+        encoded = tokenizer(batch[data.text_column], pair, truncation=True, max_length=data.max_seq_length,
+                            return_ngram_ids=False)
         encoded["labels"] = batch[data.label_column]
         return encoded
 

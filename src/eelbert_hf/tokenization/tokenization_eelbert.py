@@ -125,12 +125,15 @@ class EELBertTokenizer(BertTokenizer):
             batch["ngram_ids"] = self.ngram_ids_for(ids).tolist()
         return batch
 
-    def _encode_plus(self, text, text_pair=None, *args, **kwargs):
+    def _encode_plus(self, text, text_pair=None, *args, return_ngram_ids=True, **kwargs):
+        # `tokenizer(texts, return_ngram_ids=False)`: BERT's outputs only, e.g. in `datasets.map` when a collator
+        # (pad / DataCollatorWithPadding) adds `ngram_ids` per batch anyway: 48 Python ints per token are costly.
         if isinstance(text, (list, tuple)) and not text:
             raise ValueError("got an empty batch: pass a string or a non-empty list of strings")
         text = _clean_text(text, "text")
         text_pair = None if text_pair is None else _clean_text(text_pair, "text_pair")
-        return self._with_ngram_ids(super()._encode_plus(text, text_pair, *args, **kwargs))
+        encoded = super()._encode_plus(text, text_pair, *args, **kwargs)
+        return self._with_ngram_ids(encoded) if return_ngram_ids else encoded
 
     def pad(self, encoded_inputs, *args, **kwargs):
         # ngram_ids are a function of input_ids: drop them, pad as BERT does, and recompute them for the result.
