@@ -61,7 +61,7 @@ def main(argv=None):
     commands.add_parser("finetune", help="sequence classification with Trainer (`eelbert finetune --help`)",
                         add_help=False)
     export = commands.add_parser("export", help="checkpoint -> Hub-ready folder (weights, tokenizer, .py files)")
-    export.add_argument("checkpoint")
+    export.add_argument("checkpoint", help="a training checkpoint folder, or `bundled` (the bundled classifier)")
     export.add_argument("output_dir")
     export.add_argument("--fp16", action="store_true", help="save the weights in float16 (half the size)")
     export.add_argument("--training-data", default=None, help="what the model was trained on (for the model card)")
@@ -76,13 +76,21 @@ def main(argv=None):
     report.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the bundled vocabulary)")
     report.add_argument("--max-lines", type=int, default=20000)
     report.add_argument("--words", nargs="+", default=None, help="words to show nearest neighbours for")
-    push = commands.add_parser("push", help="upload an exported folder to the Hub")
-    push.add_argument("folder")
+    classify = commands.add_parser("classify", help="sentiment of texts with the bundled UNO-EELBERT classifier")
+    classify.add_argument("texts", nargs="*", help="texts to classify")
+    classify.add_argument("--file", default=None, help="a text file, one text per line")
+    classify.add_argument("--model", default="bundled", help="an EELBERT classifier folder or Hub name "
+                          "(default: the UNO-EELBERT sentiment model bundled with the package)")
+    push = commands.add_parser("push", help="upload an exported folder (or `bundled`, the bundled classifier) to the Hub")
+    push.add_argument("folder", help="a folder written by `eelbert export`, a training checkpoint (exported "
+                      "first) or `bundled`")
     push.add_argument("repo_id", help="e.g. your-name/uno-eelbert")
     push.add_argument("--private", action="store_true")
     if argv and argv[0] in ("pretrain", "finetune"):
         return _training_command(argv[0], argv[1:])
     args = parser.parse_args(argv)
+    from .classify import resolve, training_data
+
     if args.command == "quickstart":
         from .quickstart import run_quickstart
 
@@ -92,21 +100,23 @@ def main(argv=None):
     elif args.command == "export":
         from .hub import export as export_folder
 
-        sizes = export_folder(args.checkpoint, args.output_dir, fp16=args.fp16, training_data=args.training_data)
-        print(f"exported to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
+        checkpoint = resolve(args.checkpoint)
+        sizes = export_folder(checkpoint, args.output_dir, fp16=args.fp16,
+                              training_data=args.training_data or training_data(checkpoint))
+        print(f"exported {checkpoint} to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
               f"({'float16' if args.fp16 else 'float32'}); files: {', '.join(sizes)}")
         if args.sentence_transformers:
             from transformers import AutoConfig
 
             from .hub import save_sentence_transformers_config
 
-            written = save_sentence_transformers_config(args.output_dir, AutoConfig.from_pretrained(args.checkpoint))
+            written = save_sentence_transformers_config(args.output_dir, AutoConfig.from_pretrained(checkpoint))
             print(f"sentence-transformers: wrote {', '.join(written)}")
         if args.onnx:
             from . import onnx_export
 
             eval_file = args.eval_file or os.path.join(os.path.dirname(__file__), "data", "rt_sample_validation.jsonl")
-            print(onnx_export.describe(onnx_export.export(args.checkpoint, args.output_dir, args.quantize, eval_file)))
+            print(onnx_export.describe(onnx_export.export(checkpoint, args.output_dir, args.quantize, eval_file)))
     elif args.command == "hash-report":
         from itertools import islice
 
@@ -116,10 +126,35 @@ def main(argv=None):
         with open(args.corpus, encoding="utf-8") as f:
             lines = [line for line in islice(f, args.max_lines) if line.strip()]
         print_report(hash_report(load_tokenizer(args.tokenizer), lines, words=args.words or DEFAULT_WORDS))
+    elif args.command == "classify":
+        from transformers.utils import logging as hf_logging
+
+        from .classify import classify as classify_texts
+
+        hf_logging.disable_progress_bar()  # a command-line tool: print the predictions only
+
+        texts = list(args.texts)
+        if args.file:
+            with open(args.file, encoding="utf-8") as f:
+                texts += [line.rstrip("\n") for line in f if line.strip()]
+        if not texts:
+            raise SystemExit('eelbert classify: give texts (eelbert classify "a gripping, funny film") or --file')
+        for text, prediction in zip(texts, classify_texts(texts, args.model)):
+            print(f"{prediction['label']}\t{prediction['score']:.3f}\t{text}")
     elif args.command == "push":
+        import tempfile
+
+        from .hub import HUB_REQUIRED
+        from .hub import export as export_folder
         from .hub import push as push_folder
 
-        commit = push_folder(args.folder, args.repo_id, private=args.private)
+        folder = resolve(args.folder)
+        with tempfile.TemporaryDirectory() as tmp:
+            if not all(os.path.exists(os.path.join(folder, name)) for name in HUB_REQUIRED) and os.path.exists(
+                    os.path.join(folder, "config.json")):  # a checkpoint: export it first
+                export_folder(folder, tmp, training_data=training_data(folder))
+                folder = tmp
+            commit = push_folder(folder, args.repo_id, private=args.private)
         print(f"uploaded {args.folder} to https://huggingface.co/{args.repo_id} ({commit})")
 
 

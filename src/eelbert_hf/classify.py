@@ -1,0 +1,47 @@
+"""`eelbert classify`: sentiment with the UNO-EELBERT classifier that ships inside the package (offline).
+
+The bundled model (`data/uno-rt/`, 1.14 MB) is UNO-EELBERT fine-tuned on the Rotten Tomatoes training split;
+`data/uno-rt/README.md` says how it was trained and how well it does. Any other EELBERT sequence classifier
+(a folder or a Hub name) works in its place.
+"""
+
+import os
+
+BUNDLED_CLASSIFIER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uno-rt")
+BUNDLED_TRAINING_DATA = "Rotten Tomatoes critic snippets, training split (10,201 reviews; labels 0 = negative, 1 = positive)"
+
+
+def resolve(name_or_path: str | None) -> str:
+    """`None` or `"bundled"` -> the bundled classifier's folder; anything else is returned unchanged."""
+    return BUNDLED_CLASSIFIER if name_or_path in (None, "bundled") else name_or_path
+
+
+def training_data(path: str) -> str | None:
+    """What the model card says the model was trained on: known for the bundled classifier only."""
+    return BUNDLED_TRAINING_DATA if os.path.abspath(path) == BUNDLED_CLASSIFIER else None
+
+
+def load_classifier(name_or_path: str | None = None):
+    """A transformers text-classification pipeline for an EELBERT classifier (default: the bundled one)."""
+    import torch
+
+    from .hub import pipeline
+    from .modeling.modeling_eelbert import EELBertForSequenceClassification
+    from .training import load_tokenizer
+
+    path = resolve(name_or_path)
+    model = EELBertForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+    return pipeline("text-classification", model=model, tokenizer=load_tokenizer(path, model.config))
+
+
+def classify(texts: list[str], name_or_path: str | None = None, batch_size: int = 64) -> list[dict]:
+    """`[{"label": "positive", "score": 0.93}, ...]`, one per text (each cut to 128 tokens)."""
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        return []
+    bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"classify takes strings, got {bad[0]}")
+    return load_classifier(name_or_path)(texts, batch_size=batch_size, truncation=True, max_length=128)

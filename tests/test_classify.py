@@ -1,0 +1,87 @@
+"""The sentiment classifier bundled with the package: `eelbert classify`, `classify()`, export and push of it."""
+
+import json
+import os
+
+import pytest
+from safetensors import safe_open
+
+from eelbert_hf.classify import BUNDLED_CLASSIFIER, classify
+from eelbert_hf.cli import main
+from eelbert_hf.hub import HUB_REQUIRED
+
+DATA = os.path.join(os.path.dirname(BUNDLED_CLASSIFIER))
+
+
+def test_bundled_classifier_is_a_small_uno_model_without_a_table():
+    config = json.load(open(os.path.join(BUNDLED_CLASSIFIER, "config.json"), encoding="utf-8"))
+    assert config["num_hidden_layers"] == 1 and config["embedding_type"] == "dynamic"
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    weights = os.path.join(BUNDLED_CLASSIFIER, "model.safetensors")
+    assert os.path.getsize(weights) <= 1.2e6
+    with safe_open(weights, "pt") as f:
+        assert not any("word_embeddings" in key for key in f.keys())
+
+
+def test_bundled_classifier_predicts_sentiment_better_than_the_majority_class():
+    rows = [json.loads(line) for line in open(os.path.join(DATA, "rt_sample_validation.jsonl"), encoding="utf-8")]
+    predictions = classify([r["text"] for r in rows])
+    assert {p["label"] for p in predictions} == {"negative", "positive"}
+    accuracy = sum((p["label"] == "positive") == bool(r["label"]) for p, r in zip(predictions, rows)) / len(rows)
+    majority = max(sum(r["label"] for r in rows), sum(1 - r["label"] for r in rows)) / len(rows)
+    assert accuracy >= majority + 0.08, (accuracy, majority)
+    clear = classify(["a gripping, funny film", "a dull, lifeless and overlong mess"])
+    assert [p["label"] for p in clear] == ["positive", "negative"]
+    assert all(0.5 < p["score"] <= 1.0 for p in clear)
+
+
+def test_classify_input_handling():
+    assert classify([]) == []
+    assert classify("a gripping, funny film")[0]["label"] == "positive"  # a single string is one text
+    with pytest.raises(ValueError, match="strings"):
+        classify(["fine", None])
+    long = classify(["great " * 2000])  # longer than the model's positions: truncated, not an error
+    assert long[0]["label"] in ("negative", "positive")
+
+
+def test_classify_command(tmp_path, capsys):
+    main(["classify", "a gripping, funny film"])
+    label, score, text = capsys.readouterr().out.strip().split("\t")
+    assert (label, text) == ("positive", "a gripping, funny film") and 0.5 < float(score) <= 1.0
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a dull, lifeless and overlong mess\n\nwonderful\n", encoding="utf-8")
+    main(["classify", "--file", str(texts)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[2] for line in lines] == ["a dull, lifeless and overlong mess", "wonderful"]
+    with pytest.raises(SystemExit, match="give texts"):
+        main(["classify"])
+
+
+def test_export_and_push_the_bundled_classifier(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    main(["export", "bundled", str(tmp_path / "hub")])
+    assert set(HUB_REQUIRED) <= set(os.listdir(tmp_path / "hub"))
+    card = (tmp_path / "hub" / "README.md").read_text(encoding="utf-8")
+    assert "Rotten Tomatoes" in card and "eval_accuracy" in card
+
+    uploaded = []
+
+    class FakeApi:  # the Hub is unreachable here: record what would be sent
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            pass
+
+        def upload_folder(self, folder_path, repo_id, commit_message):
+            uploaded.append((repo_id, sorted(os.listdir(folder_path)),
+                             open(os.path.join(folder_path, "README.md"), encoding="utf-8").read()))
+            return "fake-commit"
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    main(["push", "bundled", "org/uno-eelbert"])  # a checkpoint, not an exported folder: exported on the way
+    (repo_id, files, card), = uploaded
+    assert repo_id == "org/uno-eelbert" and set(HUB_REQUIRED) <= set(files)
+    assert 'from_pretrained("org/uno-eelbert", trust_remote_code=True)' in card
+    assert not any(name.endswith(".py") for name in os.listdir(BUNDLED_CLASSIFIER))  # the package data stays as is
