@@ -150,8 +150,8 @@ def main(argv=None):
 
         folder = resolve(args.folder)
         with tempfile.TemporaryDirectory() as tmp:
-            if not all(os.path.exists(os.path.join(folder, name)) for name in HUB_REQUIRED) and os.path.exists(
-                    os.path.join(folder, "config.json")):  # a checkpoint: export it first
+            have = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+            if not set(HUB_REQUIRED) <= have and {"config.json", "model.safetensors"} <= have:  # a checkpoint
                 export_folder(folder, tmp, training_data=training_data(folder))
                 folder = tmp
             commit = push_folder(folder, args.repo_id, private=args.private)
