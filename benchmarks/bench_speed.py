@@ -34,6 +34,7 @@ from transformers import (
     BertModel,
     BertTokenizer,
     DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
 )
 
 import eelbert_hf
@@ -217,13 +218,24 @@ def bench_tokenizer(args):
     modes = {
         "batches of 32 -> padded torch tensors": (32, dict(truncation=True, padding=True, return_tensors="pt")),
         "batches of 1000 -> Python lists (datasets.map)": (1000, dict(truncation=True)),
+        # what `eelbert finetune` does: datasets.map without n-gram ids, then the collator pads batches of 32
+        # and adds them (for BERT: the same map and DataCollatorWithPadding)
+        "lists of 1000 without ngram_ids, then DataCollatorWithPadding per 32": (1000, dict(truncation=True)),
     }
     passes = 3 if args.quick else 7
     for mode, (batch_size, kwargs) in modes.items():
+        collate = "DataCollator" in mode
+
         def one_pass(tokenizer):
+            lean = dict(kwargs, return_ngram_ids=False) if collate and isinstance(tokenizer, EELBertTokenizer) else kwargs
+            collator = DataCollatorWithPadding(tokenizer) if collate else None
             start = CLOCK()
             for i in range(0, len(texts), batch_size):
-                tokenizer(texts[i : i + batch_size], **kwargs)
+                encoded = tokenizer(texts[i : i + batch_size], **lean)
+                if collator is not None:
+                    rows = [dict(zip(encoded, values)) for values in zip(*encoded.values())]
+                    for j in range(0, len(rows), 32):
+                        collator(rows[j : j + 32])
             return len(texts) / (CLOCK() - start)
 
         cold, warm = {"eel": [], "bert": []}, {"eel": [], "bert": []}

@@ -57,25 +57,38 @@ def save_at(steps):
 
 
 def pretrain_variant(name, budget, args) -> tuple[str, list]:
-    """MLM pretraining to the largest budget, saving a checkpoint at each budget. Returns (folder, loss curve)."""
+    """MLM pretraining to the largest budget, saving a checkpoint at each budget. Returns (folder, loss curve).
+
+    Runs only what is missing: with checkpoints up to step D already there (an earlier run with smaller budgets),
+    it continues from checkpoint-D to the new largest budget (the weights carry over; the optimizer restarts
+    with a short warmup, since checkpoints keep the model only)."""
     from eelbert_hf.cli import parse_training_args
     from eelbert_hf.training import pretrain
 
     preset, embedding_type, overrides = VARIANTS[name]
     out, steps = os.path.join(args.output_dir, name, "mlm"), [s for s in budget["steps"] if s > 0]
     curve_file = os.path.join(out, "loss_curve.json")
-    if os.path.exists(curve_file):
-        return out, json.load(open(curve_file, encoding="utf-8"))
+    curve = json.load(open(curve_file, encoding="utf-8")) if os.path.exists(curve_file) else []
+    done = max([int(d.split("-")[1]) for d in os.listdir(out) if d.startswith("checkpoint-")] or [0]) if curve else 0
+    todo = [s - done for s in steps if s > done]
+    if not todo:
+        return out, curve
+    work = os.path.join(out, f"from-{done}") if done else out
+    start = ["--model_name_or_path", os.path.join(out, f"checkpoint-{done}")] if done else [
+        "--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides]
     caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
     trainer = pretrain(*parse_training_args("pretrain", [
-        "--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides,
-        "--train_files", *args.corpus, "--output_dir", out, "--max_steps", str(max(steps)), "--max_seq_length",
-        str(budget["seq"]), "--learning_rate", str(args.mlm_lr), "--lr_scheduler_type", "constant_with_warmup",
-        "--warmup_steps", str(max(1, min(steps) // 10)), "--eval_strategy", "no", "--save_strategy", "no",
-        "--save_only_model", "true", "--logging_steps", str(max(1, max(steps) // 100)), "--report_to", "none",
-        "--disable_tqdm", "true", "--seed", str(args.pretrain_seed), "--per_device_train_batch_size",
-        str(budget["batch"]), "--dataloader_num_workers", "0", *caps]), callbacks=[save_at(set(steps))])
-    curve = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
+        *start, "--train_files", *args.corpus, "--output_dir", work, "--max_steps", str(max(todo)),
+        "--max_seq_length", str(budget["seq"]), "--learning_rate", str(args.mlm_lr), "--lr_scheduler_type",
+        "constant_with_warmup", "--warmup_steps", str(max(1, min(todo) // 10)), "--eval_strategy", "no",
+        "--save_strategy", "no", "--save_only_model", "true", "--logging_steps", str(max(1, max(todo) // 100)),
+        "--report_to", "none", "--disable_tqdm", "true", "--seed", str(args.pretrain_seed),
+        "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0", *caps]),
+        callbacks=[save_at(set(todo))])
+    if done:  # checkpoint-k of the continuation is checkpoint-(done + k) of the whole run
+        for k in todo:
+            os.replace(os.path.join(work, f"checkpoint-{k}"), os.path.join(out, f"checkpoint-{done + k}"))
+    curve += [(done + e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
     with open(curve_file, "w", encoding="utf-8") as f:
         json.dump(curve, f)
     return out, curve
@@ -199,6 +212,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=BUDGETS, default="default")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="fine-tuning seeds (default: the budget's)")
+    parser.add_argument("--steps", type=int, nargs="+", default=None,
+                        help="pretraining budgets to fine-tune from, 0 = none (default: the budget's)")
     parser.add_argument("--pretrain-seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=MAIN_VARIANTS)
     parser.add_argument("--jobs", type=int, default=1, help="variants run in parallel, one thread each")
@@ -210,12 +225,13 @@ def main(argv=None):
     parser.add_argument("--output_dir", default="out/reproduce")
     parser.add_argument("--no-report", action="store_true", help="only run, leave the report to the caller")
     args = parser.parse_args(argv)
-    budget = BUDGETS[args.budget]
+    budget = dict(BUDGETS[args.budget], **({"steps": sorted(set(args.steps))} if args.steps else {}))
     os.makedirs(args.output_dir, exist_ok=True)
     if args.jobs > 1 and len(args.variants) > 1:  # one process per variant, `jobs` at a time, one thread each
         child = ["--budget", args.budget, "--pretrain-seed", str(args.pretrain_seed), "--corpus", *args.corpus,
                  "--sentiment", args.sentiment, "--mlm-lr", str(args.mlm_lr), "--finetune-lr", str(args.finetune_lr),
-                 "--output_dir", args.output_dir, *(["--seeds", *map(str, args.seeds)] if args.seeds else [])]
+                 "--output_dir", args.output_dir, *(["--seeds", *map(str, args.seeds)] if args.seeds else []),
+                 *(["--steps", *map(str, args.steps)] if args.steps else [])]
         running = []
         for name in args.variants:
             while sum(p.poll() is None for p in running) >= args.jobs:
