@@ -37,7 +37,7 @@ def _check_tensor(name, tensor, low, high, hint, shape=None):
     if shape is not None and tuple(tensor.shape) != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, like the other inputs, got {tuple(tensor.shape)}; {hint}")
     if low is not None and tensor.numel() and not torch.compiler.is_compiling():
-        smallest, largest = int(tensor.min()), int(tensor.max())
+        smallest, largest = (int(v) for v in torch.aminmax(tensor))  # one pass over the tensor
         if smallest < low or largest > high:
             raise ValueError(f"{name} values must lie in [{low}, {high}], got [{smallest}, {largest}]; {hint}")
 
