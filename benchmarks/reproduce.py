@@ -35,6 +35,9 @@ VARIANTS = {
     "eelbert-tiny-no-gates": ("tiny", "dynamic", "ngram_weight_buckets=0"),  # the plain n-gram mean
     "uno-eelbert-no-gates": ("uno", "dynamic", "ngram_weight_buckets=0"),
 }
+# Config fields changed for fine-tuning only: gates frozen out of MLM pretraining (absent), then learned in fine-tuning.
+FINETUNE_OVERRIDES = {"uno-eelbert-gates-after-mlm": "ngram_weight_buckets=4096"}
+VARIANTS["uno-eelbert-gates-after-mlm"] = ("uno", "dynamic", "ngram_weight_buckets=0")
 MAIN_VARIANTS = ["bert-tiny", "eelbert-tiny", "uno-eelbert", "tiny-hash-init", "tiny-random-hash"]
 # budget -> pretraining checkpoints (steps), batch, sequence length; fine-tuning epochs, caps and seeds
 BUDGETS = {
@@ -102,9 +105,11 @@ def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
     out = os.path.join(args.output_dir, name, f"step{step}-seed{seed}")
     start = time.time()
     if step:
-        model_args = ["--model_name_or_path", os.path.join(mlm_dir, f"checkpoint-{step}")]
+        model_args = ["--model_name_or_path", os.path.join(mlm_dir, f"checkpoint-{step}"), "--config_overrides",
+                      FINETUNE_OVERRIDES.get(name, "")]
     else:
-        model_args = ["--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides]
+        model_args = ["--preset", preset, "--embedding_type", embedding_type, "--config_overrides",
+                      FINETUNE_OVERRIDES.get(name, overrides)]
     caps = ["--max_train_samples", str(budget["train_cap"])] if budget["train_cap"] else []
     classifier, _ = finetune(*parse_training_args("finetune", [
         *model_args, "--train_files", os.path.join(args.sentiment, "train.jsonl"), "--validation_files",
