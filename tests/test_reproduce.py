@@ -18,10 +18,16 @@ def test_reproduce_smoke_budget(tmp_path):
     reproduce.main(["--budget", "smoke", "--variants", "bert-tiny", "uno-eelbert", "--output_dir", str(tmp_path),
                     "--corpus", os.path.join(SHARED, "corpus", "brown.txt")])
     results = json.load(open(tmp_path / "results.json", encoding="utf-8"))["results"]
-    assert {(r["variant"], r["pretrained"]) for r in results} == {
-        ("bert-tiny", True), ("bert-tiny", False), ("uno-eelbert", True), ("uno-eelbert", False)}
+    assert {(r["variant"], r["step"]) for r in results} == {
+        ("bert-tiny", 0), ("bert-tiny", 10), ("uno-eelbert", 0), ("uno-eelbert", 10)}
     for r in results:
-        assert 0.0 < r["best_accuracy"] < 1.0 and r["wall_s"] > 0
+        assert 0.0 < r["best_accuracy"] < 1.0 and r["finetune_wall_s"] > 0
+        assert (r["mlm_loss"] is None) == (r["step"] == 0)  # pretrained cells report the MLM loss they reached
     sizes = {r["variant"]: r["size_bytes"] for r in results}
     assert sizes["uno-eelbert"] * 9 < sizes["bert-tiny"]
-    assert "| uno-eelbert | yes |" in (tmp_path / "results.md").read_text()
+    assert "| uno-eelbert | 1.14 MB |" in (tmp_path / "results.md").read_text()
+    # every finished cell has its own result file: a second run finds nothing left to do and trains nothing
+    before = sorted(os.listdir(tmp_path / "uno-eelbert"))
+    again = reproduce.main(["--budget", "smoke", "--variants", "bert-tiny", "uno-eelbert", "--output_dir", str(tmp_path)])
+    assert sorted(os.listdir(tmp_path / "uno-eelbert")) == before
+    assert sorted(map(json.dumps, again)) == sorted(map(json.dumps, results))
