@@ -50,6 +50,22 @@ def test_cache_is_keyed_on_the_row_not_the_token(batches):
     assert not torch.equal(out[0, 1], module(ngram_ids)[0, 1])
 
 
+@pytest.mark.parametrize("bad", [-1, 2**31 - 1])
+def test_out_of_range_ids_are_refused_on_every_path(batches, bad):
+    """The cached path checks only rows that miss: a row equal to the empty cache's sentinel (-1s), a bad row next to
+    cached ones, and the uncached path must all raise, never answer with a stored vector."""
+    cold, warm, off = (DynamicNgramEmbeddings(PURE) for _ in range(3))
+    warm(batches[0])
+    off.cache_bytes = 0
+    rows = torch.full((1, 2, 48), bad, dtype=torch.int64)
+    mixed = batches[0].clone()
+    mixed[0, 1, 0] = bad
+    for module, ngram_ids in ((cold, rows), (warm, rows), (warm, mixed), (off, rows)):
+        with pytest.raises(ValueError, match=r"must lie in \[0, 2147483646\]"):
+            module(ngram_ids)
+    assert torch.equal(warm(batches[0]), warm.reference(batches[0]))  # still answers good rows
+
+
 def test_fingerprint_collisions_stay_correct(batches):
     """With all-zero fingerprint weights every row has the same key: rows must still be verified one by one."""
     module = DynamicNgramEmbeddings(PURE)

@@ -24,7 +24,7 @@ from transformers.models.bert.modeling_bert import (
 from transformers.utils import can_return_tuple
 
 from .configuration_eelbert import TABLE_TYPES, EELBertConfig
-from .ngram_embedding import MAX_NGRAM_ID, DynamicNgramEmbeddings
+from .ngram_embedding import DynamicNgramEmbeddings
 
 
 def _check_tensor(name, tensor, low, high, hint, shape=None):
@@ -83,7 +83,7 @@ class EELBertEmbeddings(nn.Module):
         hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
         if ngram_ids is None:
             raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {hint}")
-        _check_tensor("ngram_ids", ngram_ids, 0, MAX_NGRAM_ID, hint)
+        _check_tensor("ngram_ids", ngram_ids, None, None, hint)  # the range: checked by the embedding module
         width = config.max_ngrams_per_token
         if ngram_ids.dim() != 3 or ngram_ids.shape[-1] != width:
             raise ValueError(f"ngram_ids must have shape (batch, seq_len, {width}), got {tuple(ngram_ids.shape)}; {hint}")

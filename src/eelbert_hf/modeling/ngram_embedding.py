@@ -66,8 +66,8 @@ class DynamicNgramEmbeddings(nn.Module):
     """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32.
 
     Optional learned gates (``config.ngram_weight_buckets`` = B > 0): n-gram ``id`` enters the mean with
-    weight ``1 + WEIGHT_SCALE * bucket_weights[id mod B]``. B scalars, however large the vocabulary; at their
-    initial value 0 every weight is exactly 1.0 and the embedding is the spec's, bit for bit. The gates let
+    weight ``1 + config.ngram_gate_scale * bucket_weights[id mod B]``. B scalars, however large the vocabulary;
+    at their initial value 0 every weight is exactly 1.0 and the embedding is the spec's, bit for bit. The gates let
     fine-tuning turn single n-grams up or down (a frozen random vector cannot learn that a piece means "good").
 
     ``forward`` answers from a cache of whole token rows: the embedding is a pure function of a token's
@@ -80,7 +80,6 @@ class DynamicNgramEmbeddings(nn.Module):
     computation; the two give bit-identical results.
     """
 
-    WEIGHT_SCALE = 100.0  # gates train 100x faster than the rest at one learning rate (Adam is scale-free)
     cache_bytes = 16 * 2**20  # per module; 0 turns the cache off. K=48: 18,724 rows at d=128, 4,854 at d=768
 
     def __init__(self, config):
@@ -91,7 +90,8 @@ class DynamicNgramEmbeddings(nn.Module):
         # Recomputable from the config, so not saved (the checkpoint keeps no embedding state at all).
         self.hash_a = nn.Buffer(torch.tensor(a, dtype=torch.int64), persistent=False)
         self.hash_b = nn.Buffer(torch.tensor(b, dtype=torch.int64), persistent=False)
-        self.weight_buckets = getattr(config, "ngram_weight_buckets", 0)
+        self.weight_buckets = config.ngram_weight_buckets
+        self.gate_scale = float(config.ngram_gate_scale)  # Adam is scale-free: the gates learn this much faster
         if self.weight_buckets:
             self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
         self.clear_cache()
@@ -132,17 +132,30 @@ class DynamicNgramEmbeddings(nn.Module):
         unique_ids, inverse = torch.unique(flat, return_inverse=True)
         values = self.ngram_values(unique_ids)  # (U, d)
         if self.weight_buckets:  # learned gates: (U,) weights, exactly 1.0 while untrained
-            values = values * (1.0 + self.WEIGHT_SCALE * self.bucket_weights[unique_ids % self.weight_buckets])[:, None]
+            values = values * (1.0 + self.gate_scale * self.bucket_weights[unique_ids % self.weight_buckets])[:, None]
         sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d), exact when unweighted
         counts = (flat != 0).sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
+    @staticmethod
+    def check_range(ngram_ids: torch.Tensor):
+        """Raise a ``ValueError`` for ids outside [0, MAX_NGRAM_ID] (one pass; skipped while compiling)."""
+        if ngram_ids.numel() and not torch.compiler.is_compiling():
+            smallest, largest = (int(v) for v in torch.aminmax(ngram_ids))
+            if smallest < 0 or largest > MAX_NGRAM_ID:
+                raise ValueError(f"ngram_ids values must lie in [0, {MAX_NGRAM_ID}], got [{smallest}, {largest}]; pass "
+                                 "the `ngram_ids` that EELBertTokenizer returns next to input_ids")
+
     def forward(self, ngram_ids: torch.Tensor) -> torch.Tensor:
+        """``reference``, answered from the row cache where it can be. Ids out of range raise a ``ValueError``; a
+        cached row was checked when it was inserted, so only rows that miss are checked."""
         width = ngram_ids.shape[-1]
         if self.cache_bytes <= 0 or width > MAX_NGRAMS_LIMIT or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            self.check_range(ngram_ids)
             return self.reference(ngram_ids)
         if self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad:
+            self.check_range(ngram_ids)
             return self.reference(ngram_ids)  # no cache while the gates take gradients
         gates = self.bucket_weights.detach() if self.weight_buckets else None
         flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (T, K)
@@ -150,11 +163,15 @@ class DynamicNgramEmbeddings(nn.Module):
         if (cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width
                 or (gates is not None and not torch.equal(cache.gates, gates))):  # gates changed: start afresh
             cache = self._cache = self._new_cache(flat.device, width, gates)
-        row_keys = (flat * cache.weights).sum(dim=1)  # (T, K) -> (T,), exact: no int64 overflow
+        if len(cache.keys) == 1:  # only the sentinel row (-1s), which an input equal to it would match unchecked
+            self.check_range(flat)
+        # (T, K) -> (T,) fingerprints, exact (no int64 overflow); one matrix-vector product on CPU
+        row_keys = torch.mv(flat, cache.weights) if flat.device.type == "cpu" else (flat * cache.weights).sum(dim=1)
         slot = cache.slots.index_select(0, torch.searchsorted(cache.keys, row_keys))  # (T,); the sentinel's key is last
         stored, out = cache.rows.index_select(0, slot), cache.embeddings.index_select(0, slot)  # (T, K), (T, d)
         if not torch.equal(stored, flat):  # the rows themselves must match, not just their fingerprints
             miss = (stored != flat).any(dim=1).nonzero().squeeze(1)
+            self.check_range(flat[miss])
             out[miss] = computed = self.reference(flat[miss])  # (M, d)
             self._insert(cache.weights, row_keys[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
