@@ -33,6 +33,9 @@ def test_presets():
     (dict(vocab_size=0), "vocab_size"),
     (dict(hidden_dropout_prob=1.5), "hidden_dropout_prob"),
     (dict(ngram_seed=-1), "ngram_seed"),
+    (dict(ngram_gate_scale=0.0), "ngram_gate_scale"),
+    (dict(ngram_gate_scale=float("inf")), "ngram_gate_scale"),
+    (dict(ngram_gate_scale="300"), "ngram_gate_scale"),
 ])
 def test_invalid_config_raises(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -73,11 +76,22 @@ def test_ngram_gates_start_neutral_and_learn(tokenizer, batch):
     gates = gated.bert.embeddings.ngram_embeddings.bucket_weights
     assert gates.grad is not None and gates.grad.abs().sum() > 0
     with torch.no_grad():
-        gates[batch["ngram_ids"][0, 1, 0] % 64] = 0.5  # one n-gram of the first word counts 51x
+        gates[batch["ngram_ids"][0, 1, 0] % 64] = 0.5  # one n-gram of the first word counts 151x (scale 300)
     gated.eval()
     changed = gated(**batch).logits
     assert not torch.equal(changed, plain(**batch).logits)
     assert torch.equal(changed, gated(**batch).logits)  # the cache follows the gates' new values
+
+
+@pytest.mark.parametrize("scale", [300.0, 7.5])
+def test_gate_weight_is_one_plus_scale_times_gate(scale):
+    module = DynamicNgramEmbeddings(small_config(ngram_weight_buckets=8, ngram_gate_scale=scale))
+    ids = torch.tensor([[[5, 13, 6, 0]]])  # 5 and 13 share bucket 5; 6 is bucket 6
+    with torch.no_grad():
+        module.bucket_weights[5] = 0.01
+    weights = torch.tensor([1 + scale * 0.01, 1 + scale * 0.01, 1.0])[:, None]
+    expected = (module.ngram_values(ids[0, 0, :3]) * weights).sum(0) / (3 * VALUE_SCALE)
+    torch.testing.assert_close(module(ids)[0, 0], expected, rtol=1e-6, atol=1e-7)
 
 
 def test_dynamic_embedding_is_the_mean_of_ngram_vectors():

@@ -43,6 +43,8 @@ class EELBertConfig(PreTrainedConfig):
         ngram_seed (`int`, defaults to 0): seed of the per-dimension hash constants.
         ngram_weight_buckets (`int`, defaults to 4096): learned per-n-gram gates (n-gram id mod this), 0 for
             none (their effect on accuracy: docs/results.md).
+        ngram_gate_scale (`float`, defaults to 300.0): a gate `g` weighs its n-grams by `1 + ngram_gate_scale * g`,
+            so the gates train this many times faster than the rest at one learning rate.
     """
 
     model_type = "eelbert"
@@ -70,6 +72,7 @@ class EELBertConfig(PreTrainedConfig):
         max_ngrams_per_token=48,
         ngram_seed=0,
         ngram_weight_buckets=4096,
+        ngram_gate_scale=300.0,
         **kwargs,
     ):
         kwargs.setdefault("tie_word_embeddings", False)  # the MLM output layer is its own, never tied
@@ -95,6 +98,7 @@ class EELBertConfig(PreTrainedConfig):
         self.max_ngrams_per_token = max_ngrams_per_token
         self.ngram_seed = ngram_seed
         self.ngram_weight_buckets = ngram_weight_buckets
+        self.ngram_gate_scale = ngram_gate_scale
         self.is_decoder = False  # an encoder: BERT's decoder/cache paths are not supported
         self.add_cross_attention = False
         self.use_cache = False
@@ -135,6 +139,9 @@ class EELBertConfig(PreTrainedConfig):
         if not isinstance(self.ngram_weight_buckets, int) or not 0 <= self.ngram_weight_buckets < self.vocab_size:
             raise ValueError(f"ngram_weight_buckets must be an integer in [0, vocab_size), got "
                              f"{self.ngram_weight_buckets!r} (0 turns the learned n-gram gates off)")
+        scale = self.ngram_gate_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+            raise ValueError(f"ngram_gate_scale must be a positive finite number, got {scale!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
