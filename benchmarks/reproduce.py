@@ -41,11 +41,12 @@ VARIANTS["uno-eelbert-gates-after-mlm"] = ("uno", "dynamic", "ngram_weight_bucke
 MAIN_VARIANTS = ["bert-tiny", "eelbert-tiny", "uno-eelbert", "tiny-hash-init", "tiny-random-hash"]
 # budget -> pretraining checkpoints (steps), batch, sequence length; fine-tuning epochs, caps and seeds
 BUDGETS = {
-    "smoke": dict(steps=[0, 10], batch=8, seq=32, epochs=1, train_cap=256, corpus_cap=2000, seeds=[0]),
-    "default": dict(steps=[0, 500, 1500], batch=32, seq=128, epochs=4, train_cap=None, corpus_cap=None,
-                    seeds=[0, 1, 2]),
-    "large": dict(steps=[0, 5000, 20000, 60000], batch=128, seq=128, epochs=4, train_cap=None, corpus_cap=None,
-                  seeds=[0, 1, 2]),
+    "smoke": dict(steps=[0, 10], batch=8, seq=32, warmup=2, log_every=1, epochs=1, train_cap=256, corpus_cap=2000,
+                  seeds=[0]),
+    "default": dict(steps=[0, 1000, 3000], batch=32, seq=128, warmup=50, log_every=25, epochs=4, train_cap=None,
+                    corpus_cap=None, seeds=[0, 1, 2]),
+    "large": dict(steps=[0, 5000, 20000, 60000], batch=128, seq=128, warmup=500, log_every=100, epochs=4,
+                  train_cap=None, corpus_cap=None, seeds=[0, 1, 2]),
 }
 
 
@@ -60,40 +61,35 @@ def save_at(steps):
 
 
 def pretrain_variant(name, budget, args) -> tuple[str, list]:
-    """MLM pretraining to the largest budget, saving a checkpoint at each budget. Returns (folder, loss curve).
-
-    Runs only what is missing: with checkpoints up to step D already there (an earlier run with smaller budgets),
-    it continues from checkpoint-D to the new largest budget (the weights carry over; the optimizer restarts
-    with a short warmup, since checkpoints keep the model only)."""
+    """MLM pretraining to the largest budget, saving a full checkpoint (weights, optimizer, scheduler, RNG) at each
+    budget. Returns (folder, loss curve). Runs only what is missing: a later call with larger budgets resumes from
+    the largest checkpoint below them, and since the learning rate is constant after a fixed warmup, checkpoint-N
+    is the same whichever run wrote it."""
     from eelbert_hf.cli import parse_training_args
     from eelbert_hf.training import pretrain
 
     preset, embedding_type, overrides = VARIANTS[name]
     out, steps = os.path.join(args.output_dir, name, "mlm"), [s for s in budget["steps"] if s > 0]
     curve_file = os.path.join(out, "loss_curve.json")
+    done = {int(d.split("-")[1]) for d in (os.listdir(out) if os.path.isdir(out) else [])  # complete checkpoints only
+            if d.startswith("checkpoint-") and os.path.exists(os.path.join(out, d, "trainer_state.json"))}
+    todo = sorted(set(steps) - done)
+    if todo:
+        resume = max([d for d in done if d < todo[-1]], default=0)
+        resume_args = ["--resume_from_checkpoint", os.path.join(out, f"checkpoint-{resume}")] if resume else []
+        caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
+        trainer = pretrain(*parse_training_args("pretrain", [
+            "--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides,
+            "--train_files", *args.corpus, "--output_dir", out, "--max_steps", str(todo[-1]), *resume_args,
+            "--max_seq_length", str(budget["seq"]), "--learning_rate", str(args.mlm_lr), "--lr_scheduler_type",
+            "constant_with_warmup", "--warmup_steps", str(budget["warmup"]), "--eval_strategy", "no",
+            "--save_strategy", "no", "--logging_steps", str(budget["log_every"]), "--report_to", "none",
+            "--disable_tqdm", "true", "--seed", str(args.pretrain_seed), "--per_device_train_batch_size",
+            str(budget["batch"]), "--dataloader_num_workers", "0", *caps]), callbacks=[save_at(set(todo))])
+        curve = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]  # resumed: whole run
+        with open(curve_file, "w", encoding="utf-8") as f:
+            json.dump(curve, f)
     curve = json.load(open(curve_file, encoding="utf-8")) if os.path.exists(curve_file) else []
-    done = max([int(d.split("-")[1]) for d in os.listdir(out) if d.startswith("checkpoint-")] or [0]) if curve else 0
-    todo = [s - done for s in steps if s > done]
-    if not todo:
-        return out, curve
-    work = os.path.join(out, f"from-{done}") if done else out
-    start = ["--model_name_or_path", os.path.join(out, f"checkpoint-{done}")] if done else [
-        "--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides]
-    caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
-    trainer = pretrain(*parse_training_args("pretrain", [
-        *start, "--train_files", *args.corpus, "--output_dir", work, "--max_steps", str(max(todo)),
-        "--max_seq_length", str(budget["seq"]), "--learning_rate", str(args.mlm_lr), "--lr_scheduler_type",
-        "constant_with_warmup", "--warmup_steps", str(max(1, min(todo) // 10)), "--eval_strategy", "no",
-        "--save_strategy", "no", "--save_only_model", "true", "--logging_steps", str(max(1, max(todo) // 100)),
-        "--report_to", "none", "--disable_tqdm", "true", "--seed", str(args.pretrain_seed),
-        "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0", *caps]),
-        callbacks=[save_at(set(todo))])
-    if done:  # checkpoint-k of the continuation is checkpoint-(done + k) of the whole run
-        for k in todo:
-            os.replace(os.path.join(work, f"checkpoint-{k}"), os.path.join(out, f"checkpoint-{done + k}"))
-    curve += [(done + e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
-    with open(curve_file, "w", encoding="utf-8") as f:
-        json.dump(curve, f)
     return out, curve
 
 

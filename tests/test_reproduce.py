@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "data")
@@ -31,3 +32,25 @@ def test_reproduce_smoke_budget(tmp_path):
     again = reproduce.main(["--budget", "smoke", "--variants", "bert-tiny", "uno-eelbert", "--output_dir", str(tmp_path)])
     assert sorted(os.listdir(tmp_path / "uno-eelbert")) == before
     assert sorted(map(json.dumps, again)) == sorted(map(json.dumps, results))
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED), reason="needs ../shared/data beside the checkout (as in CI)")
+def test_pretraining_budgets_resume_to_the_same_checkpoint(tmp_path):
+    """A 10-step budget reached in one run or by resuming a 5-step run's checkpoint gives the same weights."""
+    from safetensors.torch import load_file
+
+    spec = importlib.util.spec_from_file_location("reproduce", os.path.join(REPO, "benchmarks", "reproduce.py"))
+    reproduce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reproduce)
+    corpus = os.path.join(SHARED, "corpus", "brown.txt")
+    args = lambda out: reproduce.argparse.Namespace(  # noqa: E731
+        output_dir=str(out), corpus=[corpus], mlm_lr=1e-3, pretrain_seed=0)
+    budget = dict(reproduce.BUDGETS["smoke"], steps=[10])
+    straight, curve = reproduce.pretrain_variant("uno-eelbert", budget, args(tmp_path / "a"))
+    reproduce.pretrain_variant("uno-eelbert", dict(budget, steps=[5]), args(tmp_path / "b"))
+    resumed, resumed_curve = reproduce.pretrain_variant("uno-eelbert", budget, args(tmp_path / "b"))
+    a = load_file(os.path.join(straight, "checkpoint-10", "model.safetensors"))
+    b = load_file(os.path.join(resumed, "checkpoint-10", "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [step for step, _ in resumed_curve] == [step for step, _ in curve] == list(range(1, 11))
+    assert resumed_curve == curve
