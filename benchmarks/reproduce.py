@@ -38,12 +38,12 @@ VARIANTS = {
 # Config fields changed for fine-tuning only: gates frozen out of MLM pretraining (absent), then learned in fine-tuning.
 FINETUNE_OVERRIDES = {"uno-eelbert-gates-after-mlm": "ngram_weight_buckets=4096"}
 VARIANTS["uno-eelbert-gates-after-mlm"] = ("uno", "dynamic", "ngram_weight_buckets=0")
-MAIN_VARIANTS = ["bert-tiny", "eelbert-tiny", "uno-eelbert", "tiny-hash-init", "tiny-random-hash"]
+MAIN_VARIANTS = ["bert-tiny", "tiny-hash-init", "eelbert-tiny", "tiny-random-hash", "uno-eelbert"]  # slowest first (--jobs)
 # budget -> pretraining checkpoints (steps), batch, sequence length; fine-tuning epochs, caps and seeds
 BUDGETS = {
     "smoke": dict(steps=[0, 10], batch=8, seq=32, warmup=2, log_every=1, epochs=1, train_cap=256, corpus_cap=2000,
                   seeds=[0]),
-    "default": dict(steps=[0, 1000, 3000], batch=32, seq=128, warmup=50, log_every=25, epochs=4, train_cap=None,
+    "default": dict(steps=[0, 1000, 3000], batch=32, seq=128, warmup=50, log_every=25, epochs=6, train_cap=None,
                     corpus_cap=None, seeds=[0, 1, 2]),
     "large": dict(steps=[0, 5000, 20000, 60000], batch=128, seq=128, warmup=500, log_every=100, epochs=4,
                   train_cap=None, corpus_cap=None, seeds=[0, 1, 2]),
