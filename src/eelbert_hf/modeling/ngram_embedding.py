@@ -90,9 +90,9 @@ class DynamicNgramEmbeddings(nn.Module):
         # Recomputable from the config, so not saved (the checkpoint keeps no embedding state at all).
         self.hash_a = nn.Buffer(torch.tensor(a, dtype=torch.int64), persistent=False)
         self.hash_b = nn.Buffer(torch.tensor(b, dtype=torch.int64), persistent=False)
-        self.weight_buckets = config.ngram_weight_buckets
-        self.gate_scale = float(config.ngram_gate_scale)  # Adam is scale-free: the gates learn this much faster
+        self.weight_buckets = getattr(config, "ngram_weight_buckets", 0)
         if self.weight_buckets:
+            self.gate_scale = float(config.ngram_gate_scale)  # Adam is scale-free: the gates learn this much faster
             self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
         self.clear_cache()
 
