@@ -36,6 +36,22 @@ def test_single_text_lists(tokenizer):
     assert enc["ngram_ids"] == spec_rows(tokenizer, enc["input_ids"])
 
 
+@pytest.mark.parametrize("collecting", [True, False])
+def test_list_output_leaves_the_garbage_collector_as_it_was(tokenizer, collecting):
+    """The list path pauses the cyclic garbage collector while it builds the nested lists, and restores its state."""
+    import gc
+
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        enc = tokenizer(SENTENCES[:2])
+        assert gc.isenabled() == collecting
+        assert [row for seq in enc["ngram_ids"] for row in seq] == spec_rows(
+            tokenizer, [i for seq in enc["input_ids"] for i in seq])
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
 def test_morphology_is_shared_but_distinct(tokenizer):
     run, running, cont = (set(tokenizer.token_ngram_ids(t)) for t in ("run", "running", "##run"))
     assert run < running  # every n-gram of "run" (with its word-start marker) is in "running"
