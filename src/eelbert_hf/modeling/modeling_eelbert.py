@@ -42,6 +42,19 @@ def _check_tensor(name, tensor, low, high, hint, shape=None):
             raise ValueError(f"{name} values must lie in [{low}, {high}], got [{smallest}, {largest}]; {hint}")
 
 
+def _lookup(table: nn.Embedding, ids, name, hint, shape=None):
+    """`table(ids)`, with a clear error for a bad id tensor. On CPU the lookup itself refuses ids outside the table
+    (IndexError), so their range is read only then; on other devices (a device-side assert) it is checked first."""
+    high = table.num_embeddings - 1
+    on_cpu = isinstance(ids, torch.Tensor) and ids.device.type == "cpu"
+    _check_tensor(name, ids, None if on_cpu else 0, high, hint, shape=shape)
+    try:
+        return table(ids)
+    except IndexError:
+        _check_tensor(name, ids, 0, high, hint)  # raises the ValueError that names the bad values
+        raise
+
+
 def _check_not_empty(shape):
     if 0 in tuple(shape):  # torch would fail deep inside attention with a reshape error
         raise ValueError(f"empty input of shape {tuple(shape)}: pass at least one sequence with at least one token")
@@ -75,11 +88,11 @@ class EELBertEmbeddings(nn.Module):
         if config.embedding_type in TABLE_TYPES:
             if input_ids is None:
                 raise ValueError(f"embedding_type={config.embedding_type!r} needs input_ids (or inputs_embeds)")
-            _check_tensor("input_ids", input_ids, 0, config.vocab_size - 1, "use the tokenizer the model was trained with")
+            _check_tensor("input_ids", input_ids, None, None, "use the tokenizer the model was trained with")
             if input_ids.dim() != 2:
                 raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
             _check_not_empty(input_ids.shape)
-            return self.word_embeddings(input_ids)
+            return _lookup(self.word_embeddings, input_ids, "input_ids", "use the tokenizer the model was trained with")
         hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
         if ngram_ids is None:
             raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {hint}")
@@ -107,16 +120,15 @@ class EELBertEmbeddings(nn.Module):
                                  f"{self.config.max_position_embeddings}: tokenize with truncation=True")
             position_ids = self.position_ids[:, :seq]
         else:
-            _check_tensor("position_ids", position_ids, 0, self.config.max_position_embeddings - 1, "")
+            _check_tensor("position_ids", position_ids, None, None, "")
             if position_ids.dim() != 2 or position_ids.shape[-1] != seq:
                 raise ValueError(f"position_ids must have shape (batch or 1, {seq}), got {tuple(position_ids.shape)}")
+        positions = _lookup(self.position_embeddings, position_ids, "position_ids", "")
         if token_type_ids is None:
             token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=inputs_embeds.device)
-        else:
-            _check_tensor("token_type_ids", token_type_ids, 0, self.config.type_vocab_size - 1,
-                          f"this model has type_vocab_size={self.config.type_vocab_size}", shape=(batch, seq))
-        embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
-        return self.dropout(self.LayerNorm(embeddings))
+        types = _lookup(self.token_type_embeddings, token_type_ids, "token_type_ids",
+                        f"this model has type_vocab_size={self.config.type_vocab_size}", shape=(batch, seq))
+        return self.dropout(self.LayerNorm(inputs_embeds + types + positions))
 
 
 class EELBertPreTrainedModel(BertPreTrainedModel):
