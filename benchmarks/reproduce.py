@@ -93,15 +93,6 @@ def pretrain_variant(name, budget, args) -> tuple[str, list]:
     return out, curve
 
 
-def length_grouped() -> list[str]:
-    """The TrainingArguments flag for length-grouped batches (renamed during transformers 5.x)."""
-    from transformers import TrainingArguments
-
-    if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:
-        return ["--train_sampling_strategy", "group_by_length"]
-    return ["--group_by_length", "true"]
-
-
 def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
     from eelbert_hf.cli import parse_training_args
     from eelbert_hf.training import finetune
@@ -121,7 +112,7 @@ def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
         os.path.join(args.sentiment, "validation.jsonl"), "--output_dir", out, "--num_train_epochs",
         str(budget["epochs"]), "--learning_rate", str(args.finetune_lr), "--eval_strategy", "epoch",
         "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed),
-        *length_grouped(),  # batches of similar lengths: less padding, about half the time
+        "--train_sampling_strategy", "group_by_length",  # batches of similar lengths: less padding, about half the time
         "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0", *caps]))
     by_epoch = {e["epoch"]: e["eval_accuracy"] for e in classifier.state.log_history if "eval_accuracy" in e}
     accuracies = list(by_epoch.values())  # one per epoch (the final evaluation repeats the last)
