@@ -5,9 +5,10 @@ constant learning rate after warmup; the checkpoints saved after each budget in 
 are then fine-tuned on Rotten Tomatoes with one recipe, once per fine-tuning seed, reporting the best
 validation epoch. So one run shows the gap between the variants at several pretraining budgets.
 
-    python benchmarks/reproduce.py --budget smoke      # CI-sized, about a minute
-    python benchmarks/reproduce.py --budget default --jobs 3   # about an hour on 2 CPU cores
-    python benchmarks/reproduce.py --budget large      # for a GPU
+    python benchmarks/reproduce.py --budget smoke               # CI-sized, a few minutes
+    python benchmarks/reproduce.py --budget default --jobs 2    # 0 / 300 / 1,000 MLM steps: 1.5 hours on 2 CPU cores
+    python benchmarks/reproduce.py --budget long --jobs 2       # 0 / 1,000 / 3,000 steps (docs/results.md): 4.5 hours
+    python benchmarks/reproduce.py --budget large               # 0 / 5k / 20k / 60k steps of 128 x 128 tokens: a GPU
 
 Every finished fine-tuning writes `<output_dir>/<variant>/step<N>-seed<S>.json`; runs whose file exists are
 skipped, so an interrupted run continues where it stopped. results.json / results.md / mlm_loss.png
@@ -43,8 +44,10 @@ MAIN_VARIANTS = ["bert-tiny", "tiny-hash-init", "eelbert-tiny", "tiny-random-has
 BUDGETS = {
     "smoke": dict(steps=[0, 10], batch=8, seq=32, warmup=2, log_every=1, epochs=1, train_cap=256, corpus_cap=2000,
                   seeds=[0]),
-    "default": dict(steps=[0, 1000, 3000], batch=32, seq=128, warmup=50, log_every=25, epochs=6, train_cap=None,
+    "default": dict(steps=[0, 300, 1000], batch=32, seq=128, warmup=50, log_every=25, epochs=6, train_cap=None,
                     corpus_cap=None, seeds=[0, 1, 2]),
+    "long": dict(steps=[0, 1000, 3000], batch=32, seq=128, warmup=50, log_every=25, epochs=6, train_cap=None,
+                 corpus_cap=None, seeds=[0, 1, 2]),
     "large": dict(steps=[0, 5000, 20000, 60000], batch=128, seq=128, warmup=500, log_every=100, epochs=4,
                   train_cap=None, corpus_cap=None, seeds=[0, 1, 2]),
 }
