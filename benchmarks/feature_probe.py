@@ -9,7 +9,8 @@ hash bucket (`ngram_id mod ngram_weight_buckets`).
 
 Feature sets: WordPiece token ids (what BERT's learned table sees); the n-gram ids of the tokens (the hash
 scheme's input, no collisions among these reviews); those ids mod B (what B gates can weigh); n-grams plus
-one whole-token id per token (a scheme that also hashed the whole piece).
+one whole-token id per token (a scheme that also hashed the whole piece); and, dense, the mean of the tokens'
+frozen hash embeddings at hidden size 128, 1,024 and 4,096 (a wider hashed space, before any projection).
 """
 
 import argparse
@@ -19,7 +20,8 @@ import os
 import numpy as np
 import torch
 
-from eelbert_hf import EELBertTokenizer
+from eelbert_hf import EELBertConfig, EELBertTokenizer
+from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 from eelbert_hf.tokenization.ngram_hashing import ATOM_TAG, ngram_hash_id
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,9 +66,42 @@ def probe(train_bags, y_train, valid_bags, y_valid, strengths=(1e-2, 3e-3, 1e-3,
     return best, len(vocab)
 
 
+def dense_probe(train_x, y_train, valid_x, y_valid, strengths=(1e-2, 1e-3, 1e-4, 1e-5)) -> float:
+    """Best validation accuracy of an L2-regularised logistic regression on dense, standardised features."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    train_x, valid_x, target = (train_x - mean) / std, (valid_x - mean) / std, torch.from_numpy(y_train)
+    best = 0.0
+    for strength in strengths:
+        w, b = torch.zeros(train_x.shape[1], requires_grad=True), torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            optimizer.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(train_x @ w + b, target) + strength * (w * w).sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        with torch.no_grad():
+            best = max(best, float((((valid_x @ w + b) > 0).numpy() == y_valid).mean()))
+    return best
+
+
+def mean_hash_vectors(tokenizer, ids_per_text, width) -> torch.Tensor:
+    """Each review as the mean of its tokens' frozen hash embeddings (the scheme, no gates) at hidden size `width`."""
+    module = DynamicNgramEmbeddings(EELBertConfig(hidden_size=width, num_attention_heads=1, ngram_weight_buckets=0))
+    out = torch.zeros(len(ids_per_text), width)
+    with torch.no_grad():
+        for i, ids in enumerate(ids_per_text):
+            out[i] = module(torch.from_numpy(tokenizer.ngram_ids_for(ids))[None])[0].mean(0)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentiment", default=SENTIMENT, help="folder with train.jsonl and validation.jsonl")
+    parser.add_argument("--widths", type=int, nargs="*", default=[128, 1024, 4096],
+                        help="hidden sizes of the frozen hash vectors to probe (none: skip)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     tokenizer = EELBertTokenizer.from_bundled_vocab()
@@ -97,6 +132,11 @@ def main(argv=None):
     for name, features in feature_sets.items():
         accuracy, count = probe(bags(train_ids, features), y_train, bags(valid_ids, features), y_valid)
         print(f"| {name} | {count:,} | {100 * accuracy:.1f} |", flush=True)
+    for width in args.widths:  # what a wider frozen hash space gives a linear reader, before any projection
+        accuracy = dense_probe(mean_hash_vectors(tokenizer, train_ids, width), y_train,
+                               mean_hash_vectors(tokenizer, valid_ids, width), y_valid)
+        print(f"| mean of the tokens' frozen hash vectors, d = {width:,} | {width:,} dims | {100 * accuracy:.1f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
