@@ -72,7 +72,9 @@ class EELBertEmbeddings(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        if config.embedding_type in TABLE_TYPES:  # BERT's own table and parameter name: BERT checkpoints load
+        self.uses_table = config.embedding_type in TABLE_TYPES  # read once: config attribute access is slow
+        self.ngram_width = config.max_ngrams_per_token
+        if self.uses_table:  # BERT's own table and parameter name: BERT checkpoints load
             self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         else:
             self.ngram_embeddings = DynamicNgramEmbeddings(config)
@@ -84,10 +86,9 @@ class EELBertEmbeddings(nn.Module):
 
     def token_embeddings(self, input_ids=None, ngram_ids=None):
         """The part that replaces BERT's table: (B, S) ids or (B, S, K) n-gram ids -> (B, S, d)."""
-        config = self.config
-        if config.embedding_type in TABLE_TYPES:
+        if self.uses_table:
             if input_ids is None:
-                raise ValueError(f"embedding_type={config.embedding_type!r} needs input_ids (or inputs_embeds)")
+                raise ValueError(f"embedding_type={self.config.embedding_type!r} needs input_ids (or inputs_embeds)")
             _check_tensor("input_ids", input_ids, None, None, "use the tokenizer the model was trained with")
             if input_ids.dim() != 2:
                 raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
@@ -97,7 +98,7 @@ class EELBertEmbeddings(nn.Module):
         if ngram_ids is None:
             raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {hint}")
         _check_tensor("ngram_ids", ngram_ids, None, None, hint)  # the range: checked by the embedding module
-        width = config.max_ngrams_per_token
+        width = self.ngram_width
         if ngram_ids.dim() != 3 or ngram_ids.shape[-1] != width:
             raise ValueError(f"ngram_ids must have shape (batch, seq_len, {width}), got {tuple(ngram_ids.shape)}; {hint}")
         if input_ids is not None:  # unused here (any vocabulary size works), but it must be a token-id tensor
@@ -107,7 +108,8 @@ class EELBertEmbeddings(nn.Module):
                              f"{tuple(ngram_ids.shape)}: both must come from the same EELBertTokenizer call")
         _check_not_empty(ngram_ids.shape[:2])
         embeddings = self.ngram_embeddings(ngram_ids.long())
-        return embeddings.to(self.position_embeddings.weight.dtype)
+        dtype = self.position_embeddings.weight.dtype
+        return embeddings if embeddings.dtype == dtype else embeddings.to(dtype)
 
     def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, **kwargs):
         # Called by BertModel.forward, which receives the token embeddings as `inputs_embeds`.

@@ -157,12 +157,12 @@ class DynamicNgramEmbeddings(nn.Module):
         if self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad:
             self.check_range(ngram_ids)
             return self.reference(ngram_ids)  # no cache while the gates take gradients
-        gates = self.bucket_weights.detach() if self.weight_buckets else None
         flat = ngram_ids.reshape(-1, width)  # (B, S, K) -> (T, K)
         cache = self._cache
-        if (cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width
-                or (gates is not None and not torch.equal(cache.gates, gates))):  # gates changed: start afresh
-            cache = self._cache = self._new_cache(flat.device, width, gates)
+        if (cache is None or cache.keys.device != flat.device or cache.rows.shape[1] != width or (
+                cache.gates is not None and not torch.equal(cache.gates, self.bucket_weights))):  # gates changed
+            gates = self.bucket_weights.detach() if self.weight_buckets else None
+            cache = self._cache = self._new_cache(flat.device, width, gates)  # start afresh
         if len(cache.keys) == 1:  # only the sentinel row (-1s), which an input equal to it would match unchecked
             self.check_range(flat)
         # (T, K) -> (T,) fingerprints, exact (no int64 overflow); one matrix-vector product on CPU
