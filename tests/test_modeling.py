@@ -127,6 +127,21 @@ def test_inputs_embeds_path_matches(batch):
     torch.testing.assert_close(via_embeds.last_hidden_state, model(**batch).last_hidden_state)
 
 
+def test_missing_token_type_ids_equal_segment_zero(batch):
+    """Without token_type_ids the segment-0 row is broadcast instead of gathered: same values, same gradient."""
+    model = EELBertModel(small_config()).eval()
+    assert int(batch["token_type_ids"].abs().max()) == 0
+    results = []
+    for token_type_ids in (batch["token_type_ids"], None):
+        model.zero_grad()
+        out = model(**{**batch, "token_type_ids": token_type_ids}).last_hidden_state
+        out.square().sum().backward()
+        results.append((out.detach(), model.embeddings.token_type_embeddings.weight.grad.clone()))
+    assert torch.equal(results[0][0], results[1][0])
+    torch.testing.assert_close(results[0][1], results[1][1])
+    assert results[1][1][0].abs().sum() > 0
+
+
 def test_table_variant_uses_input_ids(batch):
     model = EELBertModel(small_config(embedding_type="table")).eval()
     with_ngrams = model(**batch).last_hidden_state

@@ -116,20 +116,21 @@ class EELBertEmbeddings(nn.Module):
         if inputs_embeds is None:
             inputs_embeds = self.token_embeddings(input_ids, kwargs.get("ngram_ids"))
         batch, seq = inputs_embeds.shape[:2]
-        if position_ids is None:
-            if seq > self.config.max_position_embeddings:
+        if position_ids is None:  # our own buffer: no checks needed beyond the length
+            if seq > self.position_ids.shape[-1]:
                 raise ValueError(f"sequence length {seq} exceeds max_position_embeddings="
-                                 f"{self.config.max_position_embeddings}: tokenize with truncation=True")
-            position_ids = self.position_ids[:, :seq]
+                                 f"{self.position_ids.shape[-1]}: tokenize with truncation=True")
+            positions = self.position_embeddings(self.position_ids[:, :seq])
         else:
             _check_tensor("position_ids", position_ids, None, None, "")
             if position_ids.dim() != 2 or position_ids.shape[-1] != seq:
                 raise ValueError(f"position_ids must have shape (batch or 1, {seq}), got {tuple(position_ids.shape)}")
-        positions = _lookup(self.position_embeddings, position_ids, "position_ids", "")
-        if token_type_ids is None:
-            token_type_ids = torch.zeros((batch, seq), dtype=torch.long, device=inputs_embeds.device)
-        types = _lookup(self.token_type_embeddings, token_type_ids, "token_type_ids",
-                        f"this model has type_vocab_size={self.config.type_vocab_size}", shape=(batch, seq))
+            positions = _lookup(self.position_embeddings, position_ids, "position_ids", "")
+        if token_type_ids is None:  # segment 0 everywhere: one row, broadcast
+            types = self.token_type_embeddings.weight[0]
+        else:
+            types = _lookup(self.token_type_embeddings, token_type_ids, "token_type_ids",
+                            f"this model has type_vocab_size={self.config.type_vocab_size}", shape=(batch, seq))
         return self.dropout(self.LayerNorm(inputs_embeds + types + positions))
 
 
