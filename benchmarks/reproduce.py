@@ -53,19 +53,25 @@ BUDGETS = {
 }
 
 
-def save_at(steps):
+def save_at(steps, wall: dict, since: float):
+    """Save a checkpoint at each of `steps`, and note the MLM seconds up to it in `wall` (`since`: the seconds
+    spent before this run, None if unknown)."""
     from transformers import TrainerCallback
+
+    start = time.time()
 
     class SaveAt(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             control.should_save = state.global_step in steps
+            if control.should_save and since is not None:  # None: resumed from a run that kept no times
+                wall[state.global_step] = round(since + time.time() - start, 1)
 
     return SaveAt()
 
 
-def pretrain_variant(name, budget, args) -> tuple[str, list]:
+def pretrain_variant(name, budget, args) -> tuple[str, list, dict]:
     """MLM pretraining to the largest budget, saving a full checkpoint (weights, optimizer, scheduler, RNG) at each
-    budget. Returns (folder, loss curve). Runs only what is missing: a later call with larger budgets resumes from
+    budget. Returns (folder, loss curve, MLM seconds at each checkpoint). Runs only what is missing: a later call with larger budgets resumes from
     the largest checkpoint below them, and since the learning rate is constant after a fixed warmup, checkpoint-N
     is the same whichever run wrote it."""
     from eelbert_hf.cli import parse_training_args
@@ -73,7 +79,8 @@ def pretrain_variant(name, budget, args) -> tuple[str, list]:
 
     preset, embedding_type, overrides = VARIANTS[name]
     out, steps = os.path.join(args.output_dir, name, "mlm"), [s for s in budget["steps"] if s > 0]
-    curve_file = os.path.join(out, "loss_curve.json")
+    curve_file, wall_file = os.path.join(out, "loss_curve.json"), os.path.join(out, "wall_s.json")
+    wall = {int(k): v for k, v in json.load(open(wall_file, encoding="utf-8")).items()} if os.path.exists(wall_file) else {}
     done = {int(d.split("-")[1]) for d in (os.listdir(out) if os.path.isdir(out) else [])  # complete checkpoints only
             if d.startswith("checkpoint-") and os.path.exists(os.path.join(out, d, "trainer_state.json"))}
     todo = sorted(set(steps) - done)
@@ -88,12 +95,15 @@ def pretrain_variant(name, budget, args) -> tuple[str, list]:
             "constant_with_warmup", "--warmup_steps", str(budget["warmup"]), "--eval_strategy", "no",
             "--save_strategy", "no", "--logging_steps", str(budget["log_every"]), "--report_to", "none",
             "--disable_tqdm", "true", "--seed", str(args.pretrain_seed), "--per_device_train_batch_size",
-            str(budget["batch"]), "--dataloader_num_workers", "0", *caps]), callbacks=[save_at(set(todo))])
+            str(budget["batch"]), "--dataloader_num_workers", "0", *caps]),
+            callbacks=[save_at(set(todo), wall, wall.get(resume) if resume else 0.0)])
         curve = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]  # resumed: whole run
         with open(curve_file, "w", encoding="utf-8") as f:
             json.dump(curve, f)
+        with open(wall_file, "w", encoding="utf-8") as f:
+            json.dump(wall, f)
     curve = json.load(open(curve_file, encoding="utf-8")) if os.path.exists(curve_file) else []
-    return out, curve
+    return out, curve, wall
 
 
 def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
@@ -134,12 +144,10 @@ def run_variant(name, budget, args):
             if not os.path.exists(os.path.join(args.output_dir, name, f"step{step}-seed{seed}.json"))]
     if not todo:
         return
-    start = time.time()
-    mlm_dir, curve = pretrain_variant(name, budget, args) if any(s for s, _ in todo) else (None, [])
-    pretrain_s = round(time.time() - start, 1)
+    mlm_dir, curve, wall = pretrain_variant(name, budget, args) if any(s for s, _ in todo) else (None, [], {})
     for step, seed in todo:
         result = finetune_variant(name, step, seed, mlm_dir, curve, budget, args)
-        result["pretrain_wall_s"] = pretrain_s
+        result["pretrain_wall_s"] = wall.get(step, 0.0 if step == 0 else None)  # MLM seconds up to this checkpoint
         with open(os.path.join(args.output_dir, name, f"step{step}-seed{seed}.json"), "w", encoding="utf-8") as f:
             json.dump(result, f)
 

@@ -24,6 +24,7 @@ def test_reproduce_smoke_budget(tmp_path):
     for r in results:
         assert 0.0 < r["best_accuracy"] < 1.0 and r["finetune_wall_s"] > 0
         assert (r["mlm_loss"] is None) == (r["step"] == 0)  # pretrained cells report the MLM loss they reached
+        assert (r["pretrain_wall_s"] > 0) == (r["step"] > 0)  # and the MLM seconds it took to reach it
     sizes = {r["variant"]: r["size_bytes"] for r in results}
     assert sizes["uno-eelbert"] * 9 < sizes["bert-tiny"]
     assert "| uno-eelbert | 1.14 MB |" in (tmp_path / "results.md").read_text()
@@ -46,11 +47,12 @@ def test_pretraining_budgets_resume_to_the_same_checkpoint(tmp_path):
     args = lambda out: reproduce.argparse.Namespace(  # noqa: E731
         output_dir=str(out), corpus=[corpus], mlm_lr=1e-3, pretrain_seed=0)
     budget = dict(reproduce.BUDGETS["smoke"], steps=[10])
-    straight, curve = reproduce.pretrain_variant("uno-eelbert", budget, args(tmp_path / "a"))
-    reproduce.pretrain_variant("uno-eelbert", dict(budget, steps=[5]), args(tmp_path / "b"))
-    resumed, resumed_curve = reproduce.pretrain_variant("uno-eelbert", budget, args(tmp_path / "b"))
+    straight, curve, _ = reproduce.pretrain_variant("uno-eelbert", budget, args(tmp_path / "a"))
+    _, _, first_wall = reproduce.pretrain_variant("uno-eelbert", dict(budget, steps=[5]), args(tmp_path / "b"))
+    resumed, resumed_curve, wall = reproduce.pretrain_variant("uno-eelbert", budget, args(tmp_path / "b"))
     a = load_file(os.path.join(straight, "checkpoint-10", "model.safetensors"))
     b = load_file(os.path.join(resumed, "checkpoint-10", "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [step for step, _ in resumed_curve] == [step for step, _ in curve] == list(range(1, 11))
     assert resumed_curve == curve
+    assert wall[5] == first_wall[5] and wall[10] > wall[5] > 0  # seconds add up across the resumed runs
