@@ -37,7 +37,8 @@ VARIANTS = {
     "uno-eelbert-no-gates": ("uno", "dynamic", "ngram_weight_buckets=0"),
 }
 # Config fields changed for fine-tuning only: gates frozen out of MLM pretraining (absent), then learned in fine-tuning.
-FINETUNE_OVERRIDES = {"uno-eelbert-gates-after-mlm": "ngram_weight_buckets=4096"}
+FINETUNE_OVERRIDES = {f"{name}-gates-after-mlm": "ngram_weight_buckets=4096" for name in ("eelbert-tiny", "uno-eelbert")}
+VARIANTS["eelbert-tiny-gates-after-mlm"] = ("tiny", "dynamic", "ngram_weight_buckets=0")
 VARIANTS["uno-eelbert-gates-after-mlm"] = ("uno", "dynamic", "ngram_weight_buckets=0")
 MAIN_VARIANTS = ["bert-tiny", "tiny-hash-init", "eelbert-tiny", "tiny-random-hash", "uno-eelbert"]  # slowest first (--jobs)
 # budget -> pretraining checkpoints (steps), batch, sequence length; fine-tuning epochs, caps and seeds
