@@ -48,10 +48,20 @@ def probe(train_bags, y_train, valid_bags, y_valid, strengths=(1e-2, 3e-3, 1e-3,
             x[i, [vocab[f] for f in bag]] = 1.0
         return x
 
-    x_train, x_valid, target = matrix(train_bags), matrix(valid_bags), torch.from_numpy(y_train)
-    best = 0.0
+    return logistic_regression(matrix(train_bags), y_train, matrix(valid_bags), y_valid, strengths), len(vocab)
+
+
+def dense_probe(train_x, y_train, valid_x, y_valid, strengths=(1e-2, 1e-3, 1e-4, 1e-5)) -> float:
+    """Best validation accuracy of an L2-regularised logistic regression on dense, standardised features."""
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    return logistic_regression((train_x - mean) / std, y_train, (valid_x - mean) / std, y_valid, strengths)
+
+
+def logistic_regression(x_train, y_train, x_valid, y_valid, strengths) -> float:
+    """Fit w, b by L-BFGS at each L2 strength; the best validation accuracy."""
+    target, best = torch.from_numpy(y_train), 0.0
     for strength in strengths:
-        w, b = torch.zeros(len(vocab), requires_grad=True), torch.zeros(1, requires_grad=True)
+        w, b = torch.zeros(x_train.shape[1], requires_grad=True), torch.zeros(1, requires_grad=True)
         optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
 
         def closure():
@@ -63,27 +73,6 @@ def probe(train_bags, y_train, valid_bags, y_valid, strengths=(1e-2, 3e-3, 1e-3,
         optimizer.step(closure)
         with torch.no_grad():
             best = max(best, float((((x_valid @ w + b) > 0).numpy() == y_valid).mean()))
-    return best, len(vocab)
-
-
-def dense_probe(train_x, y_train, valid_x, y_valid, strengths=(1e-2, 1e-3, 1e-4, 1e-5)) -> float:
-    """Best validation accuracy of an L2-regularised logistic regression on dense, standardised features."""
-    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    train_x, valid_x, target = (train_x - mean) / std, (valid_x - mean) / std, torch.from_numpy(y_train)
-    best = 0.0
-    for strength in strengths:
-        w, b = torch.zeros(train_x.shape[1], requires_grad=True), torch.zeros(1, requires_grad=True)
-        optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
-
-        def closure():
-            optimizer.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(train_x @ w + b, target) + strength * (w * w).sum()
-            loss.backward()
-            return loss
-
-        optimizer.step(closure)
-        with torch.no_grad():
-            best = max(best, float((((valid_x @ w + b) > 0).numpy() == y_valid).mean()))
     return best
 
 
