@@ -72,9 +72,9 @@ def save_at(steps, wall: dict, since: float):
 
 def pretrain_variant(name, budget, args) -> tuple[str, list, dict]:
     """MLM pretraining to the largest budget, saving a full checkpoint (weights, optimizer, scheduler, RNG) at each
-    budget. Returns (folder, loss curve, MLM seconds at each checkpoint). Runs only what is missing: a later call with larger budgets resumes from
-    the largest checkpoint below them, and since the learning rate is constant after a fixed warmup, checkpoint-N
-    is the same whichever run wrote it."""
+    budget. Returns (folder, loss curve, MLM seconds at each checkpoint). Runs only what is missing: a later call
+    with larger budgets resumes from the largest checkpoint below them, and since the learning rate is constant
+    after a fixed warmup, checkpoint-N is the same whichever run wrote it."""
     from eelbert_hf.cli import parse_training_args
     from eelbert_hf.training import pretrain
 
