@@ -19,13 +19,18 @@ FINETUNE_DEFAULTS = ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--
 
 
 def parse_training_args(kind: str, argv: list[str]):
-    """(ModelArguments, DataArguments, TrainingArguments) for `eelbert pretrain|finetune` command-line flags."""
+    """(ModelArguments, DataArguments, [DistillArguments,] TrainingArguments) for `eelbert pretrain|finetune|distill`
+    command-line flags."""
     from transformers import HfArgumentParser, TrainingArguments
 
     from . import training
 
-    parser = HfArgumentParser((training.ModelArguments, training.DataArguments, TrainingArguments),
-                              prog=f"eelbert {kind}")
+    classes = [training.ModelArguments, training.DataArguments, TrainingArguments]
+    if kind == "distill":
+        from .distillation import DistillArguments
+
+        classes.insert(2, DistillArguments)
+    parser = HfArgumentParser(classes, prog=f"eelbert {kind}")
     defaults = PRETRAIN_DEFAULTS if kind == "pretrain" else FINETUNE_DEFAULTS
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         defaults = defaults + ["--use_cpu", "true"]  # several processes, no GPU: data parallel on CPU (gloo)
@@ -35,6 +40,13 @@ def parse_training_args(kind: str, argv: list[str]):
 def _training_command(kind: str, argv: list[str]):
     from . import training
 
+    if kind == "distill":
+        from .distillation import distill
+
+        trainer, metrics = distill(*parse_training_args(kind, argv))
+        if trainer.is_world_process_zero():
+            print(f"saved the distilled student and metrics.json to {trainer.args.output_dir}: {metrics}")
+        return
     model_args, data_args, training_args = parse_training_args(kind, argv)
     if kind == "pretrain":
         trainer = training.pretrain(model_args, data_args, training_args)
@@ -59,6 +71,8 @@ def main(argv=None):
     quick.add_argument("--finetune-epochs", type=float, default=3.0)
     commands.add_parser("pretrain", help="MLM pretraining with Trainer (see `eelbert pretrain --help`)", add_help=False)
     commands.add_parser("finetune", help="sequence classification with Trainer (`eelbert finetune --help`)",
+                        add_help=False)
+    commands.add_parser("distill", help="train a student on a teacher's soft labels (`eelbert distill --help`)",
                         add_help=False)
     export = commands.add_parser("export", help="checkpoint -> Hub-ready folder (weights, tokenizer, .py files)")
     export.add_argument("checkpoint", help="a training checkpoint folder, or `bundled` (the bundled classifier)")
@@ -86,7 +100,7 @@ def main(argv=None):
                       "first) or `bundled`")
     push.add_argument("repo_id", help="e.g. your-name/uno-eelbert")
     push.add_argument("--private", action="store_true")
-    if argv and argv[0] in ("pretrain", "finetune"):
+    if argv and argv[0] in ("pretrain", "finetune", "distill"):
         return _training_command(argv[0], argv[1:])
     args = parser.parse_args(argv)
     from .classify import resolve, training_data
