@@ -111,6 +111,34 @@ def teachers(rt, out, which):
     return found[which], accuracy
 
 
+def teacher_fit(folder, transfer_file, rt, sample=5000):
+    """How closely a distilled student follows its teacher: agreement with the teacher's class on a sample of
+    the transfer set (what it was trained on) and on the validation split, and its validation accuracy."""
+    import random
+
+    import torch
+
+    from eelbert_hf.classify import load_classifier
+
+    transfer = read_jsonl(transfer_file)
+    transfer = random.Random(0).sample(transfer, min(sample, len(transfer)))
+    valid = read_jsonl(os.path.join(rt, "validation.jsonl"))
+    classifier = load_classifier(folder)
+    model, tokenizer = classifier.model, classifier.tokenizer
+
+    @torch.no_grad()
+    def predict(texts):
+        out = []
+        for start in range(0, len(texts), 256):
+            batch = tokenizer(texts[start : start + 256], padding=True, truncation=True, max_length=128,
+                              return_tensors="pt")
+            out += model(**batch).logits.argmax(-1).tolist()
+        return np.array(out)
+
+    fit = float((predict([r["text"] for r in transfer]) == np.argmax([r["teacher_logits"] for r in transfer], -1)).mean())
+    return {"agreement_transfer": fit}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", required=True)
@@ -123,6 +151,10 @@ def main(argv=None):
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--fit", action="store_true", help="also measure each finished student's agreement with "
+                        "the teacher on the transfer set (what bounds it: capacity or teacher)")
+    parser.add_argument("--extra", default="", help="more `eelbert distill` flags for the students, e.g. "
+                        "'--learning_rate 1e-3'; they name the runs too")
     args = parser.parse_args(argv)
     os.makedirs(args.output_dir, exist_ok=True)
     transfer_file = os.path.join(args.output_dir, f"transfer-{args.teacher}-x{args.copies}.jsonl")
@@ -151,7 +183,9 @@ def main(argv=None):
     pending = []
     for student in args.students:
         for seed in args.seeds:
-            name = f"{student}-{args.teacher}-x{args.copies}-T{args.temperature:g}-a{args.alpha:g}-e{args.epochs:g}-s{seed}"
+            tag = "".join(c if c.isalnum() or c in ".=" else "_" for c in args.extra.replace("--", ""))
+            name = (f"{student}-{args.teacher}-x{args.copies}-T{args.temperature:g}-a{args.alpha:g}-e{args.epochs:g}"
+                    f"{'-' + tag if tag else ''}-s{seed}")
             if name not in results["runs"]:
                 pending.append((name, student, seed))
     running = []
@@ -161,7 +195,7 @@ def main(argv=None):
             folder = os.path.join(args.output_dir, name)
             flags = ["distill", *STUDENTS[student], "--teacher_column", "teacher_logits", "--train_files",
                      transfer_file, "--temperature", str(args.temperature), "--alpha", str(args.alpha),
-                     "--output_dir", folder, *common_flags(args.rt, args.epochs, seed)]
+                     "--output_dir", folder, *common_flags(args.rt, args.epochs, seed), *args.extra.split()]
             running.append((name, student, seed, folder, time.time(), run_cli(flags, folder + ".log")))
         time.sleep(5)
         for item in list(running):
@@ -176,6 +210,14 @@ def main(argv=None):
                                      "wall_s": round(time.time() - started, 1)}
             json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
             print(f"{name}: {results['runs'][name]['accuracy']:.4f} ({results['runs'][name]['wall_s']:.0f} s)")
+
+    if args.fit:
+        for name, run in results["runs"].items():
+            folder = os.path.join(args.output_dir, name)
+            if "agreement_transfer" not in run and os.path.isdir(folder):
+                run.update(teacher_fit(folder, transfer_file, args.rt))
+                print(f"{name}: agrees with the teacher on {run['agreement_transfer']:.1%} of the transfer set")
+        json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
 
     groups = {}
     for name, run in results["runs"].items():

@@ -85,3 +85,13 @@ def test_export_and_push_the_bundled_classifier(tmp_path, monkeypatch):
     assert repo_id == "org/uno-eelbert" and set(HUB_REQUIRED) <= set(files)
     assert 'from_pretrained("org/uno-eelbert", trust_remote_code=True)' in card
     assert not any(name.endswith(".py") for name in os.listdir(BUNDLED_CLASSIFIER))  # the package data stays as is
+
+
+def test_texts_without_a_known_word_get_no_prediction(capsys):
+    results = classify(["", "   ", "😀😀🔥", "a gripping, funny film"])
+    assert [r["label"] for r in results[:3]] == [None, None, None]
+    assert all(r["score"] is None and "no word the vocabulary knows" in r["warning"] for r in results[:3])
+    assert results[3]["label"] == "positive"
+    main(["classify", "", "a gripping, funny film"])
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("-\t-\t") and "no prediction" in first and second.startswith("positive\t")

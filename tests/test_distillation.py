@@ -192,3 +192,17 @@ def test_cli_distills_from_a_model_folder_and_from_a_column(tmp_path, capsys):
 def test_distill_arguments_are_validated(flags, message):
     with pytest.raises(ValueError, match=message):
         parse_training_args("distill", ["--output_dir", "unused", *flags])
+
+
+def test_cli_errors_are_one_line_without_a_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "eelbert_hf", "distill", "--teacher", str(tmp_path / "no-such-teacher"),
+               "--train_files", RT_TRAIN, "--output_dir", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("eelbert: error:")]
+    assert lines and "no folder" in lines[0] and "Traceback" not in result.stderr
+    debug = subprocess.run(command + ["--debug"], capture_output=True, text=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr

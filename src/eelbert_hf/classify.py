@@ -35,7 +35,9 @@ def load_classifier(name_or_path: str | None = None):
 
 
 def classify(texts: list[str], name_or_path: str | None = None, batch_size: int = 64) -> list[dict]:
-    """`[{"label": "positive", "score": 0.93}, ...]`, one per text (each cut to 128 tokens)."""
+    """`[{"label": "positive", "score": 0.93}, ...]`, one per text (each cut to 128 tokens). A text with no word the
+    vocabulary knows (empty, blank, or only unknown characters such as emoji) gets no prediction:
+    `{"label": None, "score": None, "warning": "..."}`, not a confident guess."""
     if isinstance(texts, str):
         texts = [texts]
     texts = list(texts)
@@ -44,4 +46,13 @@ def classify(texts: list[str], name_or_path: str | None = None, batch_size: int 
     bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
     if bad:
         raise ValueError(f"classify takes strings, got {bad[0]}")
-    return load_classifier(name_or_path)(texts, batch_size=batch_size, truncation=True, max_length=128)
+    classifier = load_classifier(name_or_path)
+    tokenizer = classifier.tokenizer
+    pieces = tokenizer(texts, add_special_tokens=False, return_ngram_ids=False)["input_ids"]
+    known = [any(i != tokenizer.unk_token_id for i in ids) for ids in pieces]
+    scored = iter(classifier([t for t, k in zip(texts, known) if k], batch_size=batch_size, truncation=True,
+                             max_length=128) if any(known) else [])
+    return [next(scored) if k else {"label": None, "score": None, "warning": NO_KNOWN_WORDS} for k in known]
+
+
+NO_KNOWN_WORDS = "no prediction: the text has no word the vocabulary knows (empty, or only unknown characters)"

@@ -149,12 +149,17 @@ def main(argv=None):
 
         texts = list(args.texts)
         if args.file:
+            if not os.path.isfile(args.file):
+                raise ValueError(f"--file: no such file {args.file!r}")
             with open(args.file, encoding="utf-8") as f:
                 texts += [line.rstrip("\n") for line in f if line.strip()]
         if not texts:
             raise SystemExit('eelbert classify: give texts (eelbert classify "a gripping, funny film") or --file')
         for text, prediction in zip(texts, classify_texts(texts, args.model)):
-            print(f"{prediction['label']}\t{prediction['score']:.3f}\t{text}")
+            if prediction["label"] is None:  # nothing known in the text: say so instead of guessing
+                print(f"-\t-\t{text}\t({prediction['warning']})")
+            else:
+                print(f"{prediction['label']}\t{prediction['score']:.3f}\t{text}")
     elif args.command == "push":
         import tempfile
 
@@ -172,5 +177,20 @@ def main(argv=None):
         print(f"uploaded {args.folder} to https://huggingface.co/{args.repo_id} ({commit})")
 
 
+def run(argv=None):
+    """The `eelbert` console command: `main`, with a user error (a bad value, a missing file or folder) printed as
+    one line and exit status 2; `--debug` (or EELBERT_DEBUG=1) shows the traceback instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("EELBERT_DEBUG") == "1"
+    try:
+        return main([a for a in argv if a != "--debug"])
+    except (ValueError, TypeError, OSError) as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"eelbert: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    run()
