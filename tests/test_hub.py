@@ -191,3 +191,45 @@ def test_package_pipeline_refuses_a_mismatched_tokenizer(saved):
     wrong = EELBertTokenizer.from_bundled_vocab(ngram_max_n=4)  # same width, different n-grams: silent otherwise
     with pytest.raises(ValueError, match="ngram_max_n"):
         eelbert_hf.pipeline("text-classification", model=str(saved), tokenizer=wrong)
+
+
+def test_export_of_an_mlm_checkpoint_as_an_encoder_is_small_and_loads_cleanly(tmp_path, capsys):
+    from transformers.utils import logging as hf_logging
+
+    from eelbert_hf import EELBertForMaskedLM
+    from eelbert_hf.cli import main
+
+    checkpoint, out = tmp_path / "mlm", tmp_path / "encoder"
+    mlm = EELBertForMaskedLM(EELBertConfig.from_preset("uno")).eval()
+    mlm.save_pretrained(checkpoint)
+    EELBertTokenizer.from_bundled_vocab().save_pretrained(checkpoint)
+    main(["export", str(checkpoint), str(tmp_path / "whole")])
+    assert "--head feature-extraction writes the encoder alone" in capsys.readouterr().out
+    main(["export", str(checkpoint), str(out), "--head", "feature-extraction"])
+    whole, encoder = (os.path.getsize(d / "model.safetensors") for d in (tmp_path / "whole", out))
+    assert encoder <= 1.2e6 < 10e6 < whole  # the 30,522-row MLM output layer stays behind
+    def load_report(folder):  # what transformers logs while loading `folder` through AutoModel
+        import io
+        import logging
+
+        stream, verbosity = io.StringIO(), hf_logging.get_verbosity()
+        handler = logging.StreamHandler(stream)
+        hf_logging.set_verbosity_warning()
+        hf_logging.get_logger().addHandler(handler)
+        try:
+            return AutoModel.from_pretrained(folder).eval(), stream.getvalue()
+        finally:
+            hf_logging.get_logger().removeHandler(handler)
+            hf_logging.set_verbosity(verbosity)
+
+    assert "UNEXPECTED" in load_report(tmp_path / "whole")[1]  # the report is seen when there is one
+    loaded, report = load_report(out)
+    assert "MISSING" not in report and "UNEXPECTED" not in report, report
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).last_hidden_state, mlm.bert(**batch).last_hidden_state)
+    with pytest.raises(ValueError, match="unknown head"):
+        main(["export", str(checkpoint), str(tmp_path / "bad"), "--head", "summarization"])
+    with pytest.raises(ValueError, match="no checkpoint folder"):
+        main(["export", str(tmp_path / "nothing"), str(tmp_path / "bad")])

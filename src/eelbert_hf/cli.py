@@ -8,8 +8,6 @@ import argparse
 import os
 import sys
 
-import torch
-
 # Defaults that differ from TrainingArguments' (any flag given on the command line wins).
 PRETRAIN_DEFAULTS = ["--eval_strategy", "steps", "--eval_steps", "500", "--save_steps", "500", "--logging_steps",
                      "50", "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "1e-3", "--per_device_train_batch_size", "32"]
@@ -32,6 +30,8 @@ def parse_training_args(kind: str, argv: list[str]):
         classes.insert(2, DistillArguments)
     parser = HfArgumentParser(classes, prog=f"eelbert {kind}")
     defaults = PRETRAIN_DEFAULTS if kind == "pretrain" else FINETUNE_DEFAULTS
+    import torch
+
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
         defaults = defaults + ["--use_cpu", "true"]  # several processes, no GPU: data parallel on CPU (gloo)
     return parser.parse_args_into_dataclasses(args=defaults + argv)
@@ -78,6 +78,9 @@ def main(argv=None):
     export.add_argument("checkpoint", help="a training checkpoint folder, or `bundled` (the bundled classifier)")
     export.add_argument("output_dir")
     export.add_argument("--fp16", action="store_true", help="save the weights in float16 (half the size)")
+    export.add_argument("--head", default=None, help="the model to write: feature-extraction (the encoder alone), "
+                        "fill-mask, text-classification, ... (default: the checkpoint's own; --sentence-transformers "
+                        "implies feature-extraction)")
     export.add_argument("--training-data", default=None, help="what the model was trained on (for the model card)")
     export.add_argument("--onnx", action="store_true", help="also write onnx/model.onnx (needs the onnx extra)")
     export.add_argument("--quantize", action="store_true", help="with --onnx: also onnx/model_quantized.onnx (int8)")
@@ -112,16 +115,19 @@ def main(argv=None):
         if result["max_diff"] > 1e-4:
             raise SystemExit(f"remote-code outputs differ by {result['max_diff']:.2e}")
     elif args.command == "export":
+        from transformers import AutoConfig
+
         from .hub import export as export_folder
 
         checkpoint = resolve(args.checkpoint)
+        head = args.head or ("feature-extraction" if args.sentence_transformers else None)
         sizes = export_folder(checkpoint, args.output_dir, fp16=args.fp16,
-                              training_data=args.training_data or training_data(checkpoint))
+                              training_data=args.training_data or training_data(checkpoint), head=head)
         print(f"exported {checkpoint} to {args.output_dir}: model.safetensors {sizes['model.safetensors'] / 1e6:.3f} MB "
               f"({'float16' if args.fp16 else 'float32'}); files: {', '.join(sizes)}")
+        if head is None and "MaskedLM" in str(AutoConfig.from_pretrained(checkpoint).architectures):
+            print("  (an MLM checkpoint, with its output layer: --head feature-extraction writes the encoder alone)")
         if args.sentence_transformers:
-            from transformers import AutoConfig
-
             from .hub import save_sentence_transformers_config
 
             written = save_sentence_transformers_config(args.output_dir, AutoConfig.from_pretrained(checkpoint))

@@ -124,20 +124,37 @@ def push(folder: str, repo_id: str, private: bool = False, token: str | None = N
     return api.upload_folder(folder_path=folder, repo_id=repo_id, commit_message="Upload EELBERT model")
 
 
-def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: str | None = None) -> dict:
-    """A training checkpoint (MLM or classifier) -> a Hub-ready folder, optionally in float16; returns sizes."""
+def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: str | None = None,
+           head: str | None = None) -> dict:
+    """A training checkpoint (MLM or classifier) -> a Hub-ready folder, optionally in float16; returns sizes.
+
+    `head`: a pipeline tag or Auto class of `HEADS` (e.g. "feature-extraction"): the folder then holds that model
+    only, e.g. the encoder of an MLM checkpoint without its 30,522-row output layer. Default: the checkpoint's own."""
     import torch
     from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
 
     from .modeling import modeling_eelbert
     from .training import load_tokenizer
 
+    if not os.path.isdir(checkpoint):
+        raise ValueError(f"no checkpoint folder {checkpoint!r}")
     config = AutoConfig.from_pretrained(checkpoint)
     architecture = (config.architectures or ["EELBertModel"])[0]
+    if head is not None:
+        names = {tag: arch for arch, pair in HEADS.items() for tag in (arch, *pair)}
+        if head not in names:
+            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(t for t, _ in HEADS.values())}")
+        architecture = names[head]
     model_class = getattr(modeling_eelbert, architecture, None)
     if model_class is None or not architecture.startswith("EELBert"):
         raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
-    model = model_class.from_pretrained(checkpoint, dtype=torch.float16 if fp16 else torch.float32)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # another head than the checkpoint's: its load report lists the dropped layers
+    try:
+        model = model_class.from_pretrained(checkpoint, dtype=torch.float16 if fp16 else torch.float32)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     metrics_file = os.path.join(checkpoint, "metrics.json")
     metrics = json.load(open(metrics_file, encoding="utf-8")) if os.path.exists(metrics_file) else None
     return save_hub_folder(model, load_tokenizer(checkpoint, config), output_dir, training_data, metrics)
