@@ -64,11 +64,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="eelbert", description="EELBERT: BERT without an input-embedding table")
     commands = parser.add_subparsers(dest="command", required=True)
-    quick = commands.add_parser("quickstart", help="pretrain, fine-tune, export and remotely reload UNO, offline")
+    quick = commands.add_parser("quickstart", help="classify, distill, export and remotely reload UNO, offline")
     quick.add_argument("--output-dir", default=None, help="where to save (default: a new temporary folder)")
     quick.add_argument("--preset", default="uno", choices=["uno", "tiny", "mini", "base"])
-    quick.add_argument("--pretrain-steps", type=int, default=300)
-    quick.add_argument("--finetune-epochs", type=float, default=3.0)
+    quick.add_argument("--epochs", type=float, default=3.0, help="distillation epochs over the transfer set")
+    quick.add_argument("--copies", type=int, default=4, help="augmented copies of each training review")
     commands.add_parser("pretrain", help="MLM pretraining with Trainer (see `eelbert pretrain --help`)", add_help=False)
     commands.add_parser("finetune", help="sequence classification with Trainer (`eelbert finetune --help`)",
                         add_help=False)
@@ -111,7 +111,7 @@ def main(argv=None):
     if args.command == "quickstart":
         from .quickstart import run_quickstart
 
-        result = run_quickstart(args.output_dir, args.preset, args.pretrain_steps, args.finetune_epochs)
+        result = run_quickstart(args.output_dir, args.preset, args.epochs, args.copies)
         if result["max_diff"] > 1e-4:
             raise SystemExit(f"remote-code outputs differ by {result['max_diff']:.2e}")
     elif args.command == "export":

@@ -141,9 +141,12 @@ def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 12
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     _check_model_path(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
                                                                dtype=torch.float32).eval()
+    if isinstance(model, EELBertForSequenceClassification):  # its folder may hold no tokenizer files
+        tokenizer = load_tokenizer(name_or_path, model.config)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
 
     @torch.no_grad()
     def run(texts, pairs=None):

@@ -1,13 +1,15 @@
-"""`eelbert quickstart`: the whole workflow offline on bundled data, in a few minutes on 2 CPU cores.
+"""`eelbert quickstart`: the whole workflow offline on bundled data, in about two minutes on 2 CPU cores.
 
-1. classify texts with the UNO-EELBERT sentiment classifier bundled with the package (real inference);
-2. pretrain UNO-EELBERT (1 layer, no embedding table) with MLM on a Brown Corpus sample (a short demo run);
-3. fine-tune it on a Rotten Tomatoes sample (sentiment);
-4. export the bundled classifier as a Hub-ready folder (weights, tokenizer, the flat .py files), which is
-   what `eelbert push bundled org/uno-eelbert` uploads;
+1. classify texts with the UNO-EELBERT sentiment classifier bundled with the package (real inference), and
+   score it on a Rotten Tomatoes validation sample next to the majority class;
+2. distill that classifier into a fresh student (UNO by default) on a 2,000-review training sample plus
+   augmented copies (`eelbert distill`: the teacher labels the transfer set once, Trainer trains);
+3. train the same student on the 2,000 labels alone for the same number of steps: the baseline;
+4. export the distilled student as a Hub-ready folder (weights, tokenizer, the flat .py files), which is
+   what `eelbert push` uploads;
 5. reload that folder in a fresh Python process where eelbert_hf cannot be imported, through
    AutoTokenizer / AutoModelForSequenceClassification with trust_remote_code=True, and score it there;
-   print parameter count and checkpoint size next to a BERT of the same dimensions.
+   print its parameter count and checkpoint size next to a BERT of the same dimensions.
 """
 
 import json
@@ -21,15 +23,14 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from .classify import BUNDLED_CLASSIFIER, BUNDLED_TRAINING_DATA, load_classifier
+from .classify import BUNDLED_CLASSIFIER, load_classifier
 from .cli import parse_training_args
 from .hub import export
-from .training import finetune, pretrain
+from .training import finetune
 
 EXAMPLES = ["a gripping, funny film", "a dull, lifeless and overlong mess"]
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-TEXT, RT_TRAIN, RT_VALID = (os.path.join(DATA, name) for name in (
-    "brown_sample.txt", "rt_sample_train.jsonl", "rt_sample_validation.jsonl"))
+RT_TRAIN, RT_VALID = (os.path.join(DATA, name) for name in ("rt_sample_train.jsonl", "rt_sample_validation.jsonl"))
 
 # Runs in a fresh interpreter where eelbert_hf cannot be imported: only the saved folder's own files load.
 RELOAD = textwrap.dedent("""
@@ -58,66 +59,71 @@ def bert_twin_size(config, folder: str) -> int:
     return os.path.getsize(os.path.join(folder, "model.safetensors"))
 
 
-def run_quickstart(output_dir: str | None = None, preset: str = "uno", pretrain_steps: int = 300,
-                   finetune_epochs: float = 3.0) -> dict:
+def run_quickstart(output_dir: str | None = None, preset: str = "uno", epochs: float = 3.0, copies: int = 4) -> dict:
     import datasets
 
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    dataset_bars = datasets.utils.logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    datasets.disable_progress_bars()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # progress bars stay on; transformers' warnings would drown them
+    datasets.disable_progress_bars()  # (the data here is small: its per-step bars are noise)
     try:
-        return _run(output_dir, preset, pretrain_steps, finetune_epochs)
-    finally:  # leave transformers' and datasets' logging as the caller had it
+        return _run(output_dir, preset, epochs, copies)
+    finally:  # leave logging as the caller had it
         hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-        if dataset_bars:
-            datasets.enable_progress_bars()
+        datasets.enable_progress_bars()
 
 
-def _run(output_dir, preset, pretrain_steps, finetune_epochs) -> dict:
+def _accuracy(classifier, rows) -> float:
+    predicted = classifier([d["text"] for d in rows], batch_size=64, truncation=True, max_length=128)
+    label2id = classifier.model.config.label2id
+    return sum(label2id[p["label"]] == d["label"] for p, d in zip(predicted, rows)) / len(rows)
+
+
+def _run(output_dir, preset, epochs, copies) -> dict:
+    from .distillation import distill
+
     output_dir = output_dir or tempfile.mkdtemp(prefix="eelbert-quickstart-")
-    common = ["--preset", preset, "--report_to", "none", "--disable_tqdm", "true", "--seed", "0",
-              "--logging_strategy", "no", "--save_strategy", "no", "--per_device_train_batch_size", "32"]
-    mlm_dir, clf_dir, hub_dir = (os.path.join(output_dir, name) for name in ("mlm", "classifier", "hub"))
+    common = ["--preset", preset, "--train_files", RT_TRAIN, "--validation_files", RT_VALID, "--report_to", "none",
+              "--seed", "0", "--logging_strategy", "no", "--save_strategy", "no", "--eval_strategy", "no",
+              "--per_device_train_batch_size", "32", "--train_sampling_strategy", "group_by_length"]
+    student_dir, labels_dir, hub_dir = (os.path.join(output_dir, n) for n in ("distilled", "labels-only", "hub"))
     validation = [json.loads(line) for line in open(RT_VALID, encoding="utf-8")]
     labels = torch.tensor([d["label"] for d in validation])
+    majority = max(labels.float().mean().item(), 1 - labels.float().mean().item())
 
     print(f"1/5 the bundled UNO-EELBERT sentiment classifier ({os.path.relpath(BUNDLED_CLASSIFIER, DATA)}, "
-          "trained on the full Rotten Tomatoes training split):")
+          "distilled on the full Rotten Tomatoes training split):")
     classifier = load_classifier()
     for text in EXAMPLES:
         prediction = classifier(text)[0]
         print(f"    {prediction['label']:<8} {prediction['score']:.3f}  {text}")
-    predicted = [p["label"] for p in classifier([d["text"] for d in validation], batch_size=64, truncation=True)]
-    bundled_accuracy = (torch.tensor([classifier.model.config.label2id[p] for p in predicted]) == labels).float().mean().item()
-    print(f"    accuracy on {os.path.basename(RT_VALID)} ({len(validation)} reviews): {bundled_accuracy:.3f}")
+    bundled_accuracy = _accuracy(classifier, validation)
+    print(f"    accuracy on {os.path.basename(RT_VALID)} ({len(validation)} reviews): {bundled_accuracy:.3f} "
+          f"(the majority class: {majority:.3f})")
 
-    print(f"2/5 pretraining {preset.upper()}-EELBERT with MLM for {pretrain_steps} steps on {os.path.basename(TEXT)}")
-    trainer = pretrain(*parse_training_args("pretrain", [
-        "--train_files", TEXT, "--output_dir", mlm_dir, "--max_steps", str(pretrain_steps), "--max_seq_length", "64",
-        "--eval_strategy", "no", *common]))
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e] or [trainer.state.log_history[-1]["train_loss"]]
-    print(f"    MLM training loss {losses[-1]:.3f}")
+    print(f"2/5 distilling it into a new {preset.upper()}-EELBERT on {os.path.basename(RT_TRAIN)} (2,000 reviews) "
+          f"+ {copies} augmented copies of each, {epochs:g} epochs")
+    trainer, distilled = distill(*parse_training_args("distill", [
+        "--teacher", BUNDLED_CLASSIFIER, "--augment", "mask,ngram", "--augment_copies", str(copies),
+        "--num_train_epochs", str(epochs), "--output_dir", student_dir, *common]))
+    steps = trainer.state.global_step
+    print(f"    distilled student: validation accuracy {distilled['eval_accuracy']:.3f}")
 
-    print(f"3/5 fine-tuning on {os.path.basename(RT_TRAIN)} for {finetune_epochs:g} epochs")
-    _, metrics = finetune(*parse_training_args("finetune", [
-        "--model_name_or_path", mlm_dir, "--train_files", RT_TRAIN, "--validation_files", RT_VALID,
-        "--output_dir", clf_dir, "--num_train_epochs", str(finetune_epochs), "--eval_strategy", "no", *common]))
-    print(f"    validation accuracy {metrics['eval_accuracy']:.3f} (F1 {metrics['eval_f1']:.3f}) at this demo budget; "
-          f"saved to {clf_dir}")
+    print(f"3/5 the same {preset.upper()}-EELBERT trained on the 2,000 labels alone for the same {steps} steps")
+    _, alone = finetune(*parse_training_args("finetune", ["--max_steps", str(steps), "--output_dir", labels_dir,
+                                                          *common]))
+    print(f"    validation accuracy: distilled {distilled['eval_accuracy']:.3f}, labels alone "
+          f"{alone['eval_accuracy']:.3f}, majority class {majority:.3f}, teacher {bundled_accuracy:.3f}")
 
-    sizes = export(BUNDLED_CLASSIFIER, hub_dir, training_data=BUNDLED_TRAINING_DATA)
-    print(f"4/5 exported the bundled classifier as a Hub-ready folder to {hub_dir}:\n    {', '.join(sizes)}")
+    sizes = export(student_dir, hub_dir, training_data=f"{os.path.basename(RT_TRAIN)}, distilled from the bundled "
+                   "UNO-EELBERT sentiment classifier")
+    print(f"4/5 exported the distilled student as a Hub-ready folder to {hub_dir}:\n    {', '.join(sizes)}")
 
     reloaded = subprocess.run([sys.executable, "-c", RELOAD, hub_dir, RT_VALID], capture_output=True, text=True)
     if reloaded.returncode:
         raise RuntimeError(f"reloading with trust_remote_code failed:\n{reloaded.stderr[-3000:]}")
     remote = json.loads(reloaded.stdout.strip().splitlines()[-1])
     remote_accuracy = (torch.tensor(remote["logits"]).argmax(-1) == labels).float().mean().item()
-    model, tokenizer = classifier.model, classifier.tokenizer
+    model, tokenizer = trainer.model.eval(), trainer.processing_class
     with torch.no_grad():
         texts = [d["text"] for d in validation[:64]]
         local = model(**tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")).logits
@@ -129,8 +135,9 @@ def _run(output_dir, preset, pretrain_steps, finetune_epochs) -> dict:
         bert_bytes = bert_twin_size(model.config, bert_dir)
     eel_bytes, params = sizes["model.safetensors"], sum(p.numel() for p in model.parameters())
     print(f"parameters: {params:,}")
-    print(f"model.safetensors: UNO-EELBERT {eel_bytes / 1e6:.3f} MB vs BertForSequenceClassification of the "
-          f"same dims {bert_bytes / 1e6:.3f} MB ({bert_bytes / eel_bytes:.1f}x smaller)")
+    print(f"model.safetensors: {preset.upper()}-EELBERT {eel_bytes / 1e6:.3f} MB vs BertForSequenceClassification of "
+          f"the same dims {bert_bytes / 1e6:.3f} MB ({bert_bytes / eel_bytes:.1f}x smaller)")
     return {"folder": hub_dir, "parameters": params, "eelbert_bytes": eel_bytes, "bert_bytes": bert_bytes,
-            "accuracy": metrics["eval_accuracy"], "bundled_accuracy": bundled_accuracy,
-            "remote_accuracy": remote_accuracy, "max_diff": max_diff}
+            "accuracy": distilled["eval_accuracy"], "labels_only_accuracy": alone["eval_accuracy"],
+            "majority": majority, "bundled_accuracy": bundled_accuracy, "remote_accuracy": remote_accuracy,
+            "max_diff": max_diff}
