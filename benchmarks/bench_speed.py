@@ -11,7 +11,7 @@ Every timing row builds both models in this process and interleaves them (in sho
 ...), so background load hits both alike; a row reports the medians and their ratio EELBERT / BERT. Models run in
 eval mode under `torch.no_grad()` except the MLM training step. `torch.set_num_threads(--threads)` (and the Rust
 tokenizer's RAYON_NUM_THREADS) is set once for the process (default: all cores, `os.cpu_count()`). Data: Rotten
-Tomatoes and the Brown corpus from `--data` (default /work/shared/data), inputs packed so rows are full (no padding).
+Tomatoes and the Brown corpus from `--data` (default: ../shared/data beside the repository), inputs packed so rows are full (no padding).
 """
 
 import argparse
@@ -323,7 +323,8 @@ def main():
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no base-size checkpoint")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all)")
-    parser.add_argument("--data", default="/work/shared/data", help="folder with sentiment/ and corpus/")
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                                       "shared", "data"), help="folder with sentiment/ and corpus/")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: time.perf_counter; cpu: time.process_time, this process's CPU time, which is "
                              "what the latency would be on an idle machine when others' jobs share the cores "
