@@ -1,7 +1,8 @@
 """Task distillation on Rotten Tomatoes: teachers, one transfer set, students distilled from it (docs/distill.md).
 
-    python benchmarks/distill_rt.py --output_dir out/distill                       # the published run
+    python benchmarks/distill_rt.py --output_dir out/distill                            # the published run
     python benchmarks/distill_rt.py --output_dir out/distill --students uno --seeds 0   # the bundled classifier
+    python benchmarks/distill_rt.py --output_dir out/distill --students uno --copies 5 --epochs 3   # an ablation
 
 1. Teachers, trained on the RT training split: `ngram-lr` (logistic regression on TF-IDF word 1-3-grams and
    character 2-5-grams), `bert-tiny` (the learned-table BERT-tiny, `eelbert finetune`, best of 6 epochs) and
@@ -143,11 +144,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--rt", default=RT, help="folder with train.jsonl and validation.jsonl")
-    parser.add_argument("--teacher", default="ensemble", choices=["ngram-lr", "bert-tiny", "ensemble"])
-    parser.add_argument("--copies", type=int, default=5, help="augmented copies per training review")
+    parser.add_argument("--teacher", default="ngram-lr", choices=["ngram-lr", "bert-tiny", "ensemble"])
+    parser.add_argument("--copies", type=int, default=15, help="augmented copies per training review")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=float, default=3)
+    parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.0)
     parser.add_argument("--jobs", type=int, default=2)

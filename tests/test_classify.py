@@ -95,3 +95,16 @@ def test_texts_without_a_known_word_get_no_prediction(capsys):
     main(["classify", "", "a gripping, funny film"])
     first, second = capsys.readouterr().out.splitlines()
     assert first.startswith("-\t-\t") and "no prediction" in first and second.startswith("positive\t")
+
+
+@pytest.mark.parametrize("command", [["classify", "--model", "./no-such-model", "fine"],
+                                     ["export", "./nothing", "out-unused"],
+                                     ["classify", "--file", "no-such-file.txt"]])
+def test_missing_folders_and_files_are_named_in_one_line(command):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "eelbert_hf", *command], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("eelbert: error:") and ("no folder" in message or "no such file" in message)

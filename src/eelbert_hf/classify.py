@@ -12,8 +12,11 @@ BUNDLED_TRAINING_DATA = "Rotten Tomatoes critic snippets, training split (10,201
 
 
 def resolve(name_or_path: str | None) -> str:
-    """`None` or `"bundled"` -> the bundled classifier's folder; anything else is returned unchanged."""
-    return BUNDLED_CLASSIFIER if name_or_path in (None, "bundled") else name_or_path
+    """`None` or `"bundled"` -> the bundled classifier's folder; a folder or Hub name is returned unchanged, a
+    missing folder is a ValueError."""
+    from .loading import check_model_path
+
+    return BUNDLED_CLASSIFIER if name_or_path in (None, "bundled") else check_model_path(name_or_path)
 
 
 def training_data(path: str) -> str | None:

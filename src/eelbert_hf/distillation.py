@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
+from .loading import check_model_path
 from .modeling.modeling_eelbert import EELBertForSequenceClassification
 from .training import (
     build_config,
@@ -140,7 +141,7 @@ def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 12
     own tokenizer in eval mode; `.id2label` is the model's label mapping."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    _check_model_path(name_or_path)
+    check_model_path(name_or_path, "--teacher")
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
                                                                dtype=torch.float32).eval()
     if isinstance(model, EELBertForSequenceClassification):  # its folder may hold no tokenizer files
@@ -162,18 +163,6 @@ def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 12
     run.id2label = dict(model.config.id2label)
     run.teacher_id = f"{name_or_path}@{getattr(model.config, '_commit_hash', None) or _folder_stamp(name_or_path)}"
     return run
-
-
-def _check_model_path(name_or_path):
-    """A folder that exists, or something shaped like a Hub name; else a clear error (not a Hub lookup)."""
-    if os.path.isdir(name_or_path):
-        return
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(name_or_path)
-    except HFValidationError:
-        raise ValueError(f"--teacher: no folder {name_or_path!r} (and it is not a Hub name like org/name)") from None
 
 
 def _folder_stamp(path):
