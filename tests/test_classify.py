@@ -108,3 +108,14 @@ def test_missing_folders_and_files_are_named_in_one_line(command):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith("eelbert: error:") and ("no folder" in message or "no such file" in message)
+
+
+def test_export_prints_its_result_without_progress_bars(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "eelbert_hf", "export", "bundled", str(tmp_path / "hub")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Loading weights" not in result.stderr + result.stdout and "Writing model shards" not in result.stderr
+    assert "model.safetensors 1.143 MB (float32)" in result.stdout

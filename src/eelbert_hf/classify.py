@@ -1,6 +1,6 @@
 """`eelbert classify`: sentiment with the UNO-EELBERT classifier that ships inside the package (offline).
 
-The bundled model (`data/uno-rt/`, 1.14 MB) is UNO-EELBERT fine-tuned on the Rotten Tomatoes training split;
+The bundled model (`data/uno-rt/`, 1.14 MB) is UNO-EELBERT distilled on the Rotten Tomatoes training split;
 `data/uno-rt/README.md` says how it was trained and how well it does. Any other EELBERT sequence classifier
 (a folder or a Hub name) works in its place.
 """
@@ -8,7 +8,9 @@ The bundled model (`data/uno-rt/`, 1.14 MB) is UNO-EELBERT fine-tuned on the Rot
 import os
 
 BUNDLED_CLASSIFIER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uno-rt")
-BUNDLED_TRAINING_DATA = "Rotten Tomatoes critic snippets, training split (10,201 reviews; labels 0 = negative, 1 = positive)"
+BUNDLED_TRAINING_DATA = ("Rotten Tomatoes critic snippets, training split (10,201 reviews; labels 0 = negative, "
+                         "1 = positive) and 15 augmented copies of each, labelled by an n-gram logistic-regression "
+                         "teacher (distilled, see docs/distill.md)")
 
 
 def resolve(name_or_path: str | None) -> str:

@@ -116,8 +116,11 @@ def main(argv=None):
             raise SystemExit(f"remote-code outputs differ by {result['max_diff']:.2e}")
     elif args.command == "export":
         from transformers import AutoConfig
+        from transformers.utils import logging as hf_logging
 
         from .hub import export as export_folder
+
+        hf_logging.disable_progress_bar()  # loading and writing ~1 MB: the bars are noise here
 
         checkpoint = resolve(args.checkpoint)
         head = args.head or ("feature-extraction" if args.sentence_transformers else None)
@@ -135,8 +138,18 @@ def main(argv=None):
         if args.onnx:
             from . import onnx_export
 
+            import logging
+            import warnings
+
             eval_file = args.eval_file or os.path.join(os.path.dirname(__file__), "data", "rt_sample_validation.jsonl")
-            print(onnx_export.describe(onnx_export.export(checkpoint, args.output_dir, args.quantize, eval_file)))
+            with warnings.catch_warnings():  # the exporter's and quantizer's notes on internals, not on the result
+                warnings.simplefilter("ignore")
+                logging.disable(logging.WARNING)
+                try:
+                    result = onnx_export.export(checkpoint, args.output_dir, args.quantize, eval_file)
+                finally:
+                    logging.disable(logging.NOTSET)
+            print(onnx_export.describe(result))
     elif args.command == "hash-report":
         from itertools import islice
 
