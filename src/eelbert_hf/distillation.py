@@ -235,6 +235,8 @@ def build_transfer_set(raw_train, data, distill_args: DistillArguments, teacher,
                 print(f"reusing the teacher's outputs cached in {path}")
                 return datasets.load_from_disk(os.path.join(path, "data"))
     if callable(teacher):
+        print(f"the teacher labels {len(columns[text_col]):,} transfer examples ({len(extra):,} of them new); once: "
+              f"{'they are cached in ' + path if path else 'not cached'}")
         logits = np.asarray(teacher(columns[text_col], pairs), dtype=np.float32)
     else:  # a column of the data: logits or probabilities for the labelled examples
         logits = np.asarray(raw_train[teacher], dtype=np.float32)
