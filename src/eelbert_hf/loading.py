@@ -3,7 +3,7 @@
 import os
 
 
-def check_model_path(name_or_path: str, flag: str = "model") -> str:
+def check_model_path(name_or_path: str, flag: str | None = None) -> str:
     """`name_or_path` if it is a folder that exists or has the shape of a Hub name (org/name); else a ValueError
     that says the folder is missing, instead of a Hub lookup that fails on the name's characters."""
     if os.path.isdir(name_or_path):
@@ -16,5 +16,6 @@ def check_model_path(name_or_path: str, flag: str = "model") -> str:
     except HFValidationError:
         looks_local = True
     if looks_local:
-        raise ValueError(f"{flag}: no folder {name_or_path!r} (and it is not a Hub name like org/name)")
+        raise ValueError(f"{flag + ': ' if flag else ''}no folder {name_or_path!r} (and it is not a Hub name like "
+                         "org/name)")
     return name_or_path
