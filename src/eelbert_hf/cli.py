@@ -98,6 +98,12 @@ def main(argv=None):
     classify.add_argument("--file", default=None, help="a text file, one text per line")
     classify.add_argument("--model", default="bundled", help="an EELBERT classifier folder or Hub name "
                           "(default: the UNO-EELBERT sentiment model bundled with the package)")
+    bench = commands.add_parser("bench", help="texts/s of a classifier's pipeline against a BERT of the same size")
+    bench.add_argument("--model", default="bundled", help="an EELBERT classifier folder or Hub name (default: bundled)")
+    bench.add_argument("--texts", default=None, help="a .jsonl (text field) or text file (default: the bundled RT sample)")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     push = commands.add_parser("push", help="upload an exported folder (or `bundled`, the bundled classifier) to the Hub")
     push.add_argument("folder", help="a folder written by `eelbert export`, a training checkpoint (exported "
                       "first) or `bundled`")
@@ -179,6 +185,21 @@ def main(argv=None):
                 print(f"-\t-\t{text}\t({prediction['warning']})")
             else:
                 print(f"{prediction['label']}\t{prediction['score']:.3f}\t{text}")
+    elif args.command == "bench":
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        from .bench import SAMPLE, pipeline_throughput, read_texts
+
+        hf_logging.disable_progress_bar()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        texts = read_texts(args.texts or SAMPLE)
+        print(f"pipeline('text-classification'), {len(texts)} texts, truncation at 128 tokens, "
+              f"{torch.get_num_threads()} torch threads; median of {args.repeats}")
+        for row in pipeline_throughput(texts, args.model, args.batch_sizes, args.repeats):
+            print(f"  batch {row['batch_size']:>4}: EELBERT {row['eelbert_texts_per_s']:8.0f} texts/s, BERT twin "
+                  f"{row['bert_texts_per_s']:8.0f} texts/s, ratio {row['ratio']:.2f}")
     elif args.command == "push":
         import tempfile
 
