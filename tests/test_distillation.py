@@ -206,3 +206,25 @@ def test_cli_errors_are_one_line_without_a_traceback(tmp_path):
     assert lines and "no folder" in lines[0] and "Traceback" not in result.stderr
     debug = subprocess.run(command + ["--debug"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_a_transformers_bert_teacher_with_its_own_tokenizer(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    teacher_dir = tmp_path / "bert-teacher"
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=2)
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(teacher_dir)
+    BertTokenizerFast(vocab_file=os.path.join(DATA, "vocab.txt")).save_pretrained(teacher_dir)
+    trainer, _ = distill(*parse_training_args("distill", [
+        "--teacher", str(teacher_dir), "--train_files", RT_TRAIN, "--preset", "uno", "--max_train_samples", "32",
+        "--max_steps", "1", "--output_dir", str(tmp_path / "student"), *QUIET]))
+    stored = np.asarray(trainer.train_dataset["teacher_logits"])
+    texts = [r["text"] for r in rows(32)]
+    teacher = BertForSequenceClassification.from_pretrained(teacher_dir).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(teacher_dir)
+    with torch.no_grad():
+        expected = teacher(**tokenizer(texts, padding=True, truncation=True, max_length=32,
+                                       return_tensors="pt")).logits.numpy()
+    np.testing.assert_allclose(stored, expected, atol=1e-5)  # the teacher's own tokenizer and logits, in order
