@@ -119,3 +119,24 @@ def test_export_prints_its_result_without_progress_bars(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Loading weights" not in result.stderr + result.stdout and "Writing model shards" not in result.stderr
     assert "model.safetensors 1.143 MB (float32)" in result.stdout
+
+
+def test_a_busy_machine_gets_fewer_torch_threads(monkeypatch):
+    import torch
+
+    from eelbert_hf.cli import threads_for_a_shared_machine
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    try:
+        monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
+        assert threads_for_a_shared_machine() is None and torch.get_num_threads() == before  # idle: unchanged
+        monkeypatch.setattr("os.getloadavg", lambda: (2.6, 0.0, 0.0))
+        assert threads_for_a_shared_machine() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr("os.getloadavg", lambda: (9.0, 0.0, 0.0))
+        assert threads_for_a_shared_machine() == 1  # never fewer than one
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert threads_for_a_shared_machine() is None  # the user's choice stands
+    finally:
+        torch.set_num_threads(before)
