@@ -68,7 +68,7 @@ def main(argv=None):
     quick.add_argument("--output-dir", default=None, help="where to save (default: a new temporary folder)")
     quick.add_argument("--preset", default="uno", choices=["uno", "tiny", "mini", "base"])
     quick.add_argument("--epochs", type=float, default=3.0, help="distillation epochs over the transfer set")
-    quick.add_argument("--copies", type=int, default=4, help="augmented copies of each training review")
+    quick.add_argument("--copies", type=int, default=8, help="augmented copies of each training review")
     commands.add_parser("pretrain", help="MLM pretraining with Trainer (see `eelbert pretrain --help`)", add_help=False)
     commands.add_parser("finetune", help="sequence classification with Trainer (`eelbert finetune --help`)",
                         add_help=False)

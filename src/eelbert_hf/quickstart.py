@@ -59,7 +59,7 @@ def bert_twin_size(config, folder: str) -> int:
     return os.path.getsize(os.path.join(folder, "model.safetensors"))
 
 
-def run_quickstart(output_dir: str | None = None, preset: str = "uno", epochs: float = 3.0, copies: int = 4) -> dict:
+def run_quickstart(output_dir: str | None = None, preset: str = "uno", epochs: float = 3.0, copies: int = 8) -> dict:
     import datasets
 
     verbosity = hf_logging.get_verbosity()
