@@ -228,3 +228,18 @@ def test_a_transformers_bert_teacher_with_its_own_tokenizer(tmp_path):
         expected = teacher(**tokenizer(texts, padding=True, truncation=True, max_length=32,
                                        return_tensors="pt")).logits.numpy()
     np.testing.assert_allclose(stored, expected, atol=1e-5)  # the teacher's own tokenizer and logits, in order
+
+
+def test_named_labels_follow_the_teachers_id2label(tmp_path):
+    teacher = CountingTeacher()
+    teacher.id2label = {0: "no-the", 1: "The"}
+    named = write_jsonl(tmp_path / "named.jsonl", [{"text": r["text"], "label": ["no-the", "the"][has_the(r["text"])]}
+                                                   for r in rows(64)])
+    out = str(tmp_path / "named-student")
+    trainer, _ = distill(*student_args(tmp_path, "--train_files", named, "--validation_files", named,
+                                       "--max_steps", "1", "--output_dir", out), teacher=teacher)
+    assert trainer.train_dataset["labels"] == [has_the(r["text"]) for r in rows(64)]
+    assert trainer.model.config.id2label == {0: "no-the", 1: "The"}
+    wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"text": r["text"], "label": "maybe"} for r in rows(32)])
+    with pytest.raises(ValueError, match="'maybe' is not one of the teacher's labels"):
+        distill(*student_args(tmp_path, "--train_files", wrong, "--output_dir", out + "2"), teacher=teacher)

@@ -136,6 +136,18 @@ def check_label_mapping(teacher_logits: np.ndarray, labels: np.ndarray, label_na
                          "matches it")
 
 
+def label_ids(values, id2label=None) -> list[int]:
+    """Integer labels for a data column: ints as they are, names through the teacher's `id2label` (any case)."""
+    if not any(isinstance(v, str) for v in values):
+        return [int(v) for v in values]
+    by_name = {str(name).lower(): int(i) for i, name in (id2label or {}).items()}
+    unknown = sorted({v for v in values if str(v).lower() not in by_name})
+    if unknown:
+        raise ValueError(f"label {unknown[0]!r} is not one of the teacher's labels ({sorted(by_name) or 'none named'}); "
+                         "use integer labels or a teacher whose id2label names them")
+    return [by_name[str(v).lower()] for v in values]
+
+
 def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 128, trust_remote_code=False):
     """A callable `(texts, pairs=None) -> logits (N, C)` running an `AutoModelForSequenceClassification` and its
     own tokenizer in eval mode; `.id2label` is the model's label mapping."""
@@ -222,7 +234,8 @@ def build_transfer_set(raw_train, data, distill_args: DistillArguments, teacher,
     if extra and not callable(teacher):
         raise ValueError("augmented or unlabeled examples need a teacher that can label them: give --teacher MODEL, "
                          "or drop --augment / --unlabeled_files when the teacher is a data column")
-    columns = {text_col: texts + extra, "labels": [int(x) for x in labels] + [-100] * len(extra)}
+    labels = label_ids(labels, getattr(teacher, "id2label", None))
+    columns = {text_col: texts + extra, "labels": labels + [-100] * len(extra)}
     if pairs:
         columns[pair_col] = pairs
 
@@ -323,7 +336,7 @@ def distill(model_args, data, distill_args: DistillArguments, training_args, tea
         evaluation = None
         if "validation" in raw:
             evaluation = raw["validation"].map(
-                lambda b: {**encode(b), "labels": b[data.label_column]}, batched=True,
+                lambda b: {**encode(b), "labels": label_ids(b[data.label_column], id2label)}, batched=True,
                 remove_columns=raw["validation"].column_names, desc="tokenizing the validation set")
     trainer = DistillationTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                                   data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
