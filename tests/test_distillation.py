@@ -243,3 +243,33 @@ def test_named_labels_follow_the_teachers_id2label(tmp_path):
     wrong = write_jsonl(tmp_path / "wrong.jsonl", [{"text": r["text"], "label": "maybe"} for r in rows(32)])
     with pytest.raises(ValueError, match="'maybe' is not one of the teacher's labels"):
         distill(*student_args(tmp_path, "--train_files", wrong, "--output_dir", out + "2"), teacher=teacher)
+
+
+def test_sentence_pairs_and_unlabeled_text(tmp_path):
+    seen = []
+
+    def teacher(texts, pairs=None):
+        seen.append((list(texts), None if pairs is None else list(pairs)))
+        return np.tile([0.0, 1.0], (len(texts), 1)).astype(np.float32)
+
+    teacher.teacher_id = "pair teacher"
+    records = [{"text": r["text"], "second": r["text"][::-1], "label": 1} for r in rows(24)]
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", records)
+    trainer, _ = distill(*student_args(tmp_path, "--train_files", pairs, "--text_pair_column", "second",
+                                       "--max_steps", "1", "--output_dir", str(tmp_path / "pairs")), teacher=teacher)
+    assert seen[0] == ([r["text"] for r in records], [r["second"] for r in records])  # the teacher saw both
+    first = trainer.train_dataset[0]
+    assert 0 in first["token_type_ids"] and 1 in first["token_type_ids"]  # the student reads both segments
+    with pytest.raises(ValueError, match="single-text tasks"):
+        distill(*student_args(tmp_path, "--train_files", pairs, "--text_pair_column", "second", "--augment", "mask",
+                              "--output_dir", str(tmp_path / "pairs-augmented")), teacher=teacher)
+
+    extra = tmp_path / "unlabeled.txt"
+    extra.write_text("an unlabeled review\n\nanother one\n", encoding="utf-8")
+    trainer, _ = distill(*student_args(tmp_path, "--unlabeled_files", str(extra), "--max_steps", "1",
+                                       "--output_dir", str(tmp_path / "unlabeled")), teacher=teacher)
+    assert seen[-1][0][-2:] == ["an unlabeled review", "another one"]
+    assert trainer.train_dataset["labels"][-2:] == [-100, -100]
+    with pytest.raises(ValueError, match="no such file"):
+        distill(*student_args(tmp_path, "--unlabeled_files", str(tmp_path / "missing.txt"),
+                              "--output_dir", str(tmp_path / "missing")), teacher=teacher)
