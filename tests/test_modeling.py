@@ -243,7 +243,7 @@ def test_hash_init_table_reproduces_the_dynamic_model(tokenizer, batch):
 
 def test_random_hash_has_no_morphology(tokenizer):
     from eelbert_hf import EELBertTokenizer
-    from eelbert_hf.hub import check_compatible
+    from eelbert_hf.loading import check_compatible
 
     whole = EELBertTokenizer.from_bundled_vocab(feature_type="whole_token")
     enc = whole(["running runner"], return_tensors="pt")

@@ -15,7 +15,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 
 from conftest import SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
-from eelbert_hf.hub import check_compatible, save_hub_folder
+from eelbert_hf.hub import save_hub_folder
+from eelbert_hf.loading import check_compatible
 from eelbert_hf.modeling.ngram_embedding import MAX_NGRAM_ID
 from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
 
@@ -351,7 +352,7 @@ def test_mismatched_tokenizer_and_model_are_refused(tokenizer, tmp_path, make, f
 
 
 def test_cli_refuses_a_folder_whose_tokenizer_does_not_match(tmp_path):
-    from eelbert_hf.training import load_tokenizer  # what pretrain/finetune/export use to pair them
+    from eelbert_hf.loading import load_tokenizer  # what pretrain/finetune/export use to pair them
 
     config = small_config()
     config.save_pretrained(tmp_path)

@@ -14,7 +14,8 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 import eelbert_hf
 from conftest import small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification
-from eelbert_hf.cli import main, parse_training_args
+from eelbert_hf.arguments import parse_training_args
+from eelbert_hf.cli import main
 from eelbert_hf.training import (
     DataCollatorForEELBertMLM,
     classification_metrics,

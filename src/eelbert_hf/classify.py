@@ -32,7 +32,7 @@ def load_classifier(name_or_path: str | None = None):
 
     from .hub import pipeline
     from .modeling.modeling_eelbert import EELBertForSequenceClassification
-    from .training import load_tokenizer
+    from .loading import load_tokenizer
 
     path = resolve(name_or_path)
     model = EELBertForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()

@@ -1,6 +1,6 @@
 """The `eelbert` command: thin argument parsing over library functions.
 
-`pretrain` and `finetune` accept every `TrainingArguments` flag (`--output_dir`, `--max_steps`,
+`pretrain`, `finetune` and `distill` accept every `TrainingArguments` flag (`--output_dir`, `--max_steps`,
 `--num_train_epochs`, `--per_device_train_batch_size`, `--learning_rate`, `--seed`, ...) next to their own.
 """
 
@@ -8,37 +8,10 @@ import argparse
 import os
 import sys
 
-# Defaults that differ from TrainingArguments' (any flag given on the command line wins).
-PRETRAIN_DEFAULTS = ["--eval_strategy", "steps", "--eval_steps", "500", "--save_steps", "500", "--logging_steps",
-                     "50", "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "1e-3", "--per_device_train_batch_size", "32"]
-FINETUNE_DEFAULTS = ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--logging_steps", "50",
-                     "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "5e-4", "--per_device_train_batch_size", "32",
-                     "--num_train_epochs", "3"]
-
-
-def parse_training_args(kind: str, argv: list[str]):
-    """(ModelArguments, DataArguments, [DistillArguments,] TrainingArguments) for `eelbert pretrain|finetune|distill`
-    command-line flags."""
-    from transformers import HfArgumentParser, TrainingArguments
-
-    from . import training
-
-    classes = [training.ModelArguments, training.DataArguments, TrainingArguments]
-    if kind == "distill":
-        from .distillation import DistillArguments
-
-        classes.insert(2, DistillArguments)
-    parser = HfArgumentParser(classes, prog=f"eelbert {kind}")
-    defaults = PRETRAIN_DEFAULTS if kind == "pretrain" else FINETUNE_DEFAULTS
-    import torch
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        defaults = defaults + ["--use_cpu", "true"]  # several processes, no GPU: data parallel on CPU (gloo)
-    return parser.parse_args_into_dataclasses(args=defaults + argv)
-
 
 def _training_command(kind: str, argv: list[str]):
     from . import training
+    from .arguments import parse_training_args
 
     if kind == "distill":
         from .distillation import distill
@@ -160,7 +133,7 @@ def main(argv=None):
         from itertools import islice
 
         from .hash_report import DEFAULT_WORDS, hash_report, print_report
-        from .training import load_tokenizer
+        from .loading import load_tokenizer
 
         with open(args.corpus, encoding="utf-8") as f:
             lines = [line for line in islice(f, args.max_lines) if line.strip()]

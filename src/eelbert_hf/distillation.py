@@ -24,14 +24,13 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from .loading import check_model_path
+from .loading import check_model_path, load_tokenizer
 from .modeling.modeling_eelbert import EELBertForSequenceClassification
 from .training import (
     build_config,
     classification_metrics,
     load_model,
     load_raw_datasets,
-    load_tokenizer,
     _train,
 )
 

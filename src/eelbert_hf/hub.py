@@ -4,9 +4,9 @@ and pushing it to the Hub."""
 import json
 import os
 
-from .modeling.configuration_eelbert import PRESETS, EELBertConfig
+from .loading import check_compatible, load_tokenizer
+from .modeling.configuration_eelbert import PRESETS
 
-NGRAM_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token")
 # architecture -> (pipeline tag, Auto class)
 HEADS = {
     "EELBertModel": ("feature-extraction", "AutoModel"),
@@ -20,23 +20,6 @@ HEADS = {
 HUB_REQUIRED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
                 "configuration_eelbert.py", "modeling_eelbert.py", "ngram_embedding.py", "tokenization_eelbert.py",
                 "ngram_hashing.py")
-
-
-def check_compatible(config: EELBertConfig, tokenizer) -> None:
-    """Raise a ValueError if `tokenizer` emits n-gram ids that `config`'s model does not expect."""
-    embedding_type = getattr(config, "embedding_type", "dynamic")
-    if embedding_type in ("table", "hash_init"):
-        return  # these read input_ids only
-    want_features = "whole_token" if embedding_type == "random_hash" else "ngram"
-    if getattr(tokenizer, "feature_type", None) != want_features:
-        raise ValueError(f"embedding_type={embedding_type!r} needs a tokenizer with feature_type={want_features!r}, "
-                         f"got {getattr(tokenizer, 'feature_type', None)!r}")
-    for field in NGRAM_FIELDS:
-        want, got = getattr(config, field), getattr(tokenizer, field, None)
-        if want != got:
-            raise ValueError(f"tokenizer and model disagree on {field}: the model expects {want!r}, the tokenizer "
-                             f"produces {got!r}. Load the tokenizer saved with this model, or build one with "
-                             f"EELBertTokenizer.from_pretrained(..., {field}={want!r}).")
 
 
 def save_hub_folder(model, tokenizer, folder: str, training_data: str | None = None,
@@ -135,7 +118,6 @@ def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: 
     from transformers.utils import logging as hf_logging
 
     from .modeling import modeling_eelbert
-    from .training import load_tokenizer
 
     if not os.path.isdir(checkpoint):
         raise ValueError(f"no checkpoint folder {checkpoint!r}")

@@ -119,7 +119,7 @@ def export(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: 
     from transformers import AutoConfig
 
     from .modeling import modeling_eelbert
-    from .training import load_tokenizer
+    from .loading import load_tokenizer
 
     config = AutoConfig.from_pretrained(checkpoint)
     architecture = (config.architectures or ["EELBertModel"])[0]

@@ -24,7 +24,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
 from .classify import BUNDLED_CLASSIFIER, load_classifier
-from .cli import parse_training_args
+from .arguments import parse_training_args
 from .hub import export
 from .training import finetune
 

@@ -24,10 +24,9 @@ from transformers import (
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .hub import check_compatible
+from .loading import load_tokenizer
 from .modeling.configuration_eelbert import EELBertConfig
 from .modeling.modeling_eelbert import EELBertForMaskedLM, EELBertForSequenceClassification
-from .tokenization.tokenization_eelbert import EELBertTokenizer
 
 # GLUE task -> (text columns, number of labels; 1 = regression), as in transformers' run_glue.py
 GLUE_TASKS = {
@@ -102,22 +101,6 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "truncate the training set"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens to predict"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint"})
-
-
-def load_tokenizer(path: str | None, config=None) -> EELBertTokenizer:
-    """The tokenizer saved in `path` if it holds one, else the bundled vocabulary with `config`'s hash fields."""
-    has_files = path and any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer_config.json", "vocab.txt"))
-    if has_files or (path and not os.path.isdir(path)):
-        tokenizer = EELBertTokenizer.from_pretrained(path)
-    else:
-        params = {}
-        if config is not None:
-            params = {k: getattr(config, k) for k in ("ngram_min_n", "ngram_max_n", "max_ngrams_per_token")}
-            params["feature_type"] = "whole_token" if config.embedding_type == "random_hash" else "ngram"
-        tokenizer = EELBertTokenizer.from_bundled_vocab(**params)
-    if config is not None:
-        check_compatible(config, tokenizer)
-    return tokenizer
 
 
 def build_config(args: ModelArguments, **overrides) -> EELBertConfig:
