@@ -101,3 +101,13 @@ def test_export_command_writes_float32_and_int8_uno(tmp_path, tokenizer, capsys)
         expected = model(**encoded).logits.numpy()
     assert np.abs(onnx_export.run_onnx(session, encoded) - expected).max() < 0.05
     assert 0.0 <= onnx_export.accuracy(session, tokenizer, RT_SAMPLE) <= 1.0
+
+
+def test_onnx_export_of_an_mlm_checkpoint_as_an_encoder_stays_small(tmp_path):
+    from eelbert_hf import EELBertConfig, EELBertForMaskedLM, EELBertTokenizer
+
+    checkpoint, out = tmp_path / "mlm", tmp_path / "encoder"
+    EELBertForMaskedLM(EELBertConfig.from_preset("uno")).save_pretrained(checkpoint)
+    EELBertTokenizer.from_bundled_vocab().save_pretrained(checkpoint)
+    main(["export", str(checkpoint), str(out), "--head", "feature-extraction", "--onnx"])
+    assert os.path.getsize(out / "onnx" / "model.onnx") <= 1.3e6  # no 30,522-row output layer in the graph

@@ -125,7 +125,9 @@ def main(argv=None):
                 warnings.simplefilter("ignore")
                 logging.disable(logging.WARNING)
                 try:
-                    result = onnx_export.export(checkpoint, args.output_dir, args.quantize, eval_file)
+                    # with --head, from the exported folder: the model that head chose, not the whole checkpoint
+                    source = args.output_dir if head else checkpoint
+                    result = onnx_export.export(source, args.output_dir, args.quantize, eval_file)
                 finally:
                     logging.disable(logging.NOTSET)
             print(onnx_export.describe(result))
