@@ -19,7 +19,7 @@ def _training_command(kind: str, argv: list[str]):
         trainer, metrics = distill(*parse_training_args(kind, argv))
         if trainer.is_world_process_zero():
             print(f"saved the distilled student and metrics.json to {trainer.args.output_dir}: {metrics}")
-        return
+        return _end_cpu_process_group(trainer)
     model_args, data_args, training_args = parse_training_args(kind, argv)
     if kind == "pretrain":
         trainer = training.pretrain(model_args, data_args, training_args)
@@ -31,6 +31,19 @@ def _training_command(kind: str, argv: list[str]):
         trainer, metrics = training.finetune(model_args, data_args, training_args)
         if trainer.is_world_process_zero():
             print(f"saved the classifier and metrics.json to {training_args.output_dir}: {metrics}")
+    _end_cpu_process_group(trainer)
+
+
+def _end_cpu_process_group(trainer):
+    """A data-parallel CPU (gloo) worker whose outputs are written ends here, skipping interpreter teardown:
+    there gloo's threads sometimes abort the process ("terminate called without an active exception", exit -6)
+    after the work is done, and destroy_process_group can hang instead. No collective follows this point."""
+    import torch
+
+    if trainer.args.world_size > 1 and not torch.cuda.is_available():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def main(argv=None):
