@@ -1,0 +1,63 @@
+"""The Python side of the JavaScript tests: what eelbert_hf computes, written as JSON for node to compare against.
+
+    python python_reference.py ngrams STRINGS.json OUT.json
+        n-gram ids of every token of the bundled vocabulary, and of each string in STRINGS.json (a JSON list,
+        lone surrogates as \\udXXX escapes) with atom=False and atom=True.
+    python python_reference.py rt FOLDER TEXTS.jsonl OUT.json [MAX_LENGTH]
+        for each text of a .jsonl (text, label): input_ids and ngram_ids from the tokenizer saved in FOLDER (an
+        `eelbert export --onnx --quantize` folder), and the float32 and int8 ONNX logits of that one text; plus
+        the batched accuracies of `eelbert export --eval-file`.
+"""
+
+import json
+import os
+import sys
+
+from eelbert_hf import EELBertTokenizer
+
+
+def ngrams(strings_path: str, out_path: str) -> None:
+    tokenizer = EELBertTokenizer.from_bundled_vocab()
+    with open(strings_path, encoding="utf-8") as f:
+        strings = json.load(f)
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    result = {
+        "special_tokens": list(tokenizer.all_special_tokens),
+        "vocab": [[token, tokenizer.token_ngram_ids(token)] for token, _ in vocab],
+        "strings": [[s, tokenizer.token_ngram_ids(s, atom=False), tokenizer.token_ngram_ids(s, atom=True)]
+                    for s in strings],
+    }
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(result, f)  # ensure_ascii (the default) writes lone surrogates as \udXXX, which JSON.parse reads
+
+
+def rt(folder: str, texts_path: str, out_path: str, max_length: int = 128) -> None:
+    from eelbert_hf import onnx_export
+
+    tokenizer = EELBertTokenizer.from_pretrained(folder)
+    with open(texts_path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    sessions = {dtype: onnx_export.onnx_session(os.path.join(folder, "onnx", name))
+                for dtype, name in (("fp32", "model.onnx"), ("int8", "model_quantized.onnx"))}
+    texts = []
+    for row in rows:
+        encoded = tokenizer([row["text"]], truncation=True, max_length=max_length, return_tensors="np")
+        texts.append({
+            "text": row["text"], "label": int(row["label"]),
+            "input_ids": encoded["input_ids"][0].tolist(), "ngram_ids": encoded["ngram_ids"][0].tolist(),
+            **{dtype: onnx_export.run_onnx(session, encoded)[0].tolist() for dtype, session in sessions.items()},
+        })
+    batched = {dtype: onnx_export.accuracy(session, tokenizer, texts_path, max_length=max_length)
+               for dtype, session in sessions.items()}
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump({"max_length": max_length, "batched_accuracy": batched, "texts": texts}, f)
+
+
+if __name__ == "__main__":
+    commands = {"ngrams": ngrams, "rt": rt}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    args = sys.argv[2:]
+    if sys.argv[1] == "rt" and len(args) == 4:
+        args[3] = int(args[3])
+    commands[sys.argv[1]](*args)
