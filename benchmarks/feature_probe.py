@@ -20,9 +20,7 @@ import os
 import numpy as np
 import torch
 
-from eelbert_hf import EELBertConfig, EELBertTokenizer
-from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
-from eelbert_hf.tokenization.ngram_hashing import ATOM_TAG, ngram_hash_id
+from eelbert_hf import DynamicNgramEmbeddings, EELBertConfig, EELBertTokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENTIMENT = os.path.join(HERE, "..", "..", "shared", "data", "sentiment", "rotten_tomatoes")
@@ -102,7 +100,7 @@ def main(argv=None):
 
     def atom_ids(ids):  # one hashed id per whole token (special tokens are atoms in the scheme already)
         for i in set(ids.tolist()) - atoms.keys():
-            atoms[i] = ngram_hash_id(ATOM_TAG + tokenizer.convert_ids_to_tokens(i).encode("utf-8"))
+            atoms[i] = tokenizer.token_ngram_ids(tokenizer.convert_ids_to_tokens(i), atom=True)[0]
         return np.array([atoms[i] for i in ids.tolist()])
 
     def ngrams(ids):

@@ -138,11 +138,11 @@ def test_package_ngram_hash_id_matches_golden():
 def make_module(hidden_size=8, ngram_seed=0):
     from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 
-    return DynamicNgramEmbeddings(types.SimpleNamespace(hidden_size=hidden_size, ngram_seed=ngram_seed))
+    return DynamicNgramEmbeddings(types.SimpleNamespace(hidden_size=hidden_size, ngram_seed=ngram_seed, vocab_size=30522, ngram_weight_buckets=0))
 
 
 def test_package_constants_match_golden():
-    from eelbert_hf.modeling.ngram_embedding import hash_constants, splitmix64
+    from eelbert_hf.tokenization.ngram_hashing import hash_constants, splitmix64
 
     sm, hc = GOLDEN["splitmix64"], GOLDEN["hash_constants"]
     assert splitmix64(sm["seed"], len(sm["first"])) == sm["first"]
@@ -201,7 +201,7 @@ def test_ids_independent_of_pythonhashseed():
 
 # ---------------------------------------------------------------- (e) value and id ranges
 def test_value_and_id_ranges():
-    from eelbert_hf.modeling.ngram_embedding import VALUE_SCALE
+    from eelbert_hf.tokenization.ngram_hashing import VALUE_SCALE
 
     all_ids = [i for t in GOLDEN["tokens"] for i in t["ngram_ids"]]
     assert all(1 <= i <= 2**31 - 2 for i in all_ids)
@@ -215,9 +215,12 @@ def test_value_and_id_ranges():
     assert bool((module.ngram_values(torch.tensor([0])) == 0).all())  # the empty slot
 
 
-# ---------------------------------------------------------------- (f) both halves name the same scheme
-def test_hash_scheme_strings_agree():
-    from eelbert_hf.modeling.ngram_embedding import HASH_SCHEME as model_scheme
-    from eelbert_hf.tokenization.ngram_hashing import HASH_SCHEME as tokenizer_scheme
+# ---------------------------------------------------------------- (f) one file holds the spec for both halves
+def test_both_halves_read_one_spec_file():
+    import eelbert_hf.modeling.ngram_hashing as model_side
+    from eelbert_hf import EELBertConfig, EELBertTokenizer
+    import eelbert_hf.tokenization.ngram_hashing as tokenizer_side
 
-    assert model_scheme == tokenizer_scheme == GOLDEN["hash_scheme"] == "eelbert-ngram-v1"
+    assert pathlib.Path(model_side.__file__).resolve() == pathlib.Path(tokenizer_side.__file__).resolve()
+    assert model_side.HASH_SCHEME == GOLDEN["hash_scheme"]
+    assert EELBertConfig().hash_scheme == EELBertTokenizer.from_bundled_vocab().hash_scheme == GOLDEN["hash_scheme"]

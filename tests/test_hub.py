@@ -128,6 +128,35 @@ def test_mismatched_tokenizer_is_refused(tmp_path):
     assert not os.listdir(tmp_path)  # nothing half-written
 
 
+MISMATCH_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.modules["eelbert_hf"] = None  # the package is not installed for this user
+    import transformers
+    try:
+        transformers.AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
+    except ValueError as error:
+        print("refused:", error)
+    else:
+        print("loaded")
+""")
+
+
+@pytest.mark.parametrize("field, value", [("ngram_max_n", 4), ("feature_type", "whole_token")])
+def test_remote_code_tokenizer_refuses_a_model_it_does_not_match(saved, tmp_path, field, value):
+    """A Hub folder whose tokenizer (same width) was built with other n-gram settings than its model: with remote code
+    and without the package, AutoTokenizer refuses it, naming the field."""
+    folder = tmp_path / "mismatched"
+    shutil.copytree(saved, folder)
+    tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**tok_config, field: value}))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    for source, expected in ((folder, f"refused: tokenizer and model disagree on {field}"), (saved, "loaded")):
+        proc = subprocess.run([sys.executable, "-c", MISMATCH_SCRIPT, str(source)], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip().splitlines()[-1].startswith(expected), proc.stdout
+
+
 def test_quickstart_runs_offline(tmp_path, capsys):
     from eelbert_hf.cli import main
     from eelbert_hf.quickstart import run_quickstart

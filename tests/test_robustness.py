@@ -17,8 +17,7 @@ from conftest import SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
 from eelbert_hf.hub import save_hub_folder
 from eelbert_hf.loading import check_compatible
-from eelbert_hf.modeling.ngram_embedding import MAX_NGRAM_ID
-from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
+from eelbert_hf.tokenization.ngram_hashing import MAX_NGRAM_ID, token_ngram_ids
 
 WIDTH = 48
 HOSTILE_TEXTS = {
@@ -199,7 +198,7 @@ def test_hostile_texts_through_mlm_and_pipeline(tokenizer, classifier):
     (lambda b: b.update(ngram_ids=b["ngram_ids"].bool()), TypeError, "integers"),
     (lambda b: b.update(input_ids=b["input_ids"].float()), TypeError, "input_ids"),
     (lambda b: b.update(input_ids=b["input_ids"].tolist()), TypeError, "input_ids"),
-    (lambda b: b.update(input_ids=b["input_ids"][:, :3]), ValueError, "does not match"),
+    (lambda b: b.update(input_ids=b["input_ids"][:, :3]), ValueError, "to match the other inputs"),
     (lambda b: b.update(attention_mask=b["attention_mask"].tolist()), TypeError, "attention_mask"),
     (lambda b: b.update(attention_mask=b["attention_mask"][None]), ValueError, "attention_mask"),
     (lambda b: b.update(token_type_ids=b["token_type_ids"][:, :2]), ValueError, "token_type_ids must have shape"),
@@ -365,7 +364,7 @@ def test_width_mismatch_in_a_raw_pipeline_is_a_clear_error(classifier):
     # pipeline(...) itself cannot check the pair; the model's input check catches a width mismatch
     classify = pipeline("text-classification", model=classifier,
                         tokenizer=EELBertTokenizer.from_bundled_vocab(max_ngrams_per_token=32))
-    with pytest.raises(ValueError, match=r"ngram_ids must have shape \(batch, seq_len, 48\), got \(1, \d+, 32\)"):
+    with pytest.raises(ValueError, match=r"ngram_ids must have shape \(batch, seq_len, 48\) to match the other inputs, got \(1, \d+, 32\)"):
         classify("hello world")
 
 

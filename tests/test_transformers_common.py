@@ -22,7 +22,7 @@ from transformers.utils import logging as transformers_logging
 
 import eelbert_hf
 from eelbert_hf import EELBertConfig
-from eelbert_hf.modeling.ngram_embedding import MAX_NGRAM_ID
+from eelbert_hf.tokenization.ngram_hashing import MAX_NGRAM_ID
 
 FETCH = Path(__file__).parent / "transformers_common" / "fetch.sh"
 PACKAGE = "_transformers_common_tests"

@@ -26,6 +26,7 @@ from .modeling.modeling_eelbert import (
     EELBertModel,
     EELBertPreTrainedModel,
 )
+from .modeling.ngram_embedding import DynamicNgramEmbeddings
 from .hub import pipeline
 from .tokenization.tokenization_eelbert import EELBertTokenizer
 
@@ -58,5 +59,6 @@ __all__ = [
     "EELBertForMultipleChoice",
     "EELBertPreTrainedModel",
     "EELBertTokenizer",
+    "DynamicNgramEmbeddings",
     "pipeline",
 ]

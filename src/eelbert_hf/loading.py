@@ -3,9 +3,10 @@
 import os
 
 from .modeling.configuration_eelbert import EELBertConfig
+from .tokenization import ngram_hashing
+from .tokenization.ngram_hashing import NGRAM_FIELDS
 from .tokenization.tokenization_eelbert import EELBertTokenizer
 
-NGRAM_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token")
 
 
 def check_model_path(name_or_path: str, flag: str | None = None) -> str:
@@ -28,19 +29,9 @@ def check_model_path(name_or_path: str, flag: str | None = None) -> str:
 
 def check_compatible(config: EELBertConfig, tokenizer) -> None:
     """Raise a ValueError if `tokenizer` emits n-gram ids that `config`'s model does not expect."""
-    embedding_type = getattr(config, "embedding_type", "dynamic")
-    if embedding_type in ("table", "hash_init"):
-        return  # these read input_ids only
-    want_features = "whole_token" if embedding_type == "random_hash" else "ngram"
-    if getattr(tokenizer, "feature_type", None) != want_features:
-        raise ValueError(f"embedding_type={embedding_type!r} needs a tokenizer with feature_type={want_features!r}, "
-                         f"got {getattr(tokenizer, 'feature_type', None)!r}")
-    for field in NGRAM_FIELDS:
-        want, got = getattr(config, field), getattr(tokenizer, field, None)
-        if want != got:
-            raise ValueError(f"tokenizer and model disagree on {field}: the model expects {want!r}, the tokenizer "
-                             f"produces {got!r}. Load the tokenizer saved with this model, or build one with "
-                             f"EELBertTokenizer.from_pretrained(..., {field}={want!r}).")
+    model_fields = {field: getattr(config, field, None) for field in ("embedding_type", *NGRAM_FIELDS)}
+    tokenizer_fields = getattr(tokenizer, "ngram_params", None) or {"feature_type": None}
+    ngram_hashing.check_compatible(model_fields, tokenizer_fields)
 
 
 def load_tokenizer(path: str | None, config=None) -> EELBertTokenizer:

@@ -11,8 +11,8 @@ import types
 import numpy as np
 import torch
 
-from eelbert_hf.modeling.ngram_embedding import HASH_SCHEME, DynamicNgramEmbeddings, hash_constants, splitmix64
-from eelbert_hf.tokenization.ngram_hashing import ngram_hash_id, token_ngram_ids
+from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
+from eelbert_hf.tokenization.ngram_hashing import HASH_SCHEME, hash_constants, ngram_hash_id, splitmix64, token_ngram_ids
 
 OUT = pathlib.Path(__file__).with_name("ngram_hash_v1.json")
 PARAMS = {"ngram_min_n": 1, "ngram_max_n": 3, "max_ngrams_per_token": 48, "whole_token": False}
@@ -51,7 +51,7 @@ def main():
         tokens.append({"token": token, "atom": atom, "ngram_ids": ids})
     by_token = {t["token"]: t["ngram_ids"] for t in tokens}
 
-    module = DynamicNgramEmbeddings(types.SimpleNamespace(hidden_size=HIDDEN, ngram_seed=SEED))
+    module = DynamicNgramEmbeddings(types.SimpleNamespace(hidden_size=HIDDEN, ngram_seed=SEED, vocab_size=30522, ngram_weight_buckets=0))
     width = PARAMS["max_ngrams_per_token"]
     rows = [by_token[t] for t in EMBED_TOKENS] + [[]]
     batch = torch.tensor([[row + [0] * (width - len(row)) for row in rows]], dtype=torch.int64)

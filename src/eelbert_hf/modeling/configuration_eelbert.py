@@ -2,7 +2,7 @@
 
 from transformers import PreTrainedConfig
 
-from .ngram_embedding import HASH_SCHEME, MAX_NGRAMS_LIMIT
+from .ngram_hashing import HASH_SCHEME, check_ngram_params
 
 # "dynamic" and "random_hash" pool hashed n-gram vectors from `ngram_ids` (no table); "table" and "hash_init"
 # look up a learned vocab_size x hidden_size table with `input_ids` ("hash_init" starts it from the hash).
@@ -126,14 +126,7 @@ class EELBertConfig(PreTrainedConfig):
                              f"({self.num_attention_heads})")
         if self.embedding_type not in EMBEDDING_TYPES:
             raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
-        if self.hash_scheme != HASH_SCHEME:
-            raise ValueError(f"this checkpoint uses hash_scheme {self.hash_scheme!r}, but the installed EELBERT code "
-                             f"implements {HASH_SCHEME!r}: load it with the code version that wrote it")
-        if not (isinstance(self.ngram_min_n, int) and isinstance(self.ngram_max_n, int)
-                and 1 <= self.ngram_min_n <= self.ngram_max_n):
-            raise ValueError(f"need integers 1 <= ngram_min_n <= ngram_max_n, got {self.ngram_min_n}, {self.ngram_max_n}")
-        if not (isinstance(self.max_ngrams_per_token, int) and 1 <= self.max_ngrams_per_token <= MAX_NGRAMS_LIMIT):
-            raise ValueError(f"max_ngrams_per_token must be in 1..{MAX_NGRAMS_LIMIT}, got {self.max_ngrams_per_token!r}")
+        check_ngram_params(self.hash_scheme, self.ngram_min_n, self.ngram_max_n, self.max_ngrams_per_token)
         if not isinstance(self.ngram_seed, int) or not 0 <= self.ngram_seed < 2**64:
             raise ValueError(f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
         if not isinstance(self.ngram_weight_buckets, int) or not 0 <= self.ngram_weight_buckets < self.vocab_size:

@@ -27,31 +27,32 @@ from .configuration_eelbert import TABLE_TYPES, EELBertConfig
 from .ngram_embedding import DynamicNgramEmbeddings
 
 
-def _check_tensor(name, tensor, low, high, hint, shape=None):
-    """Raise a clear TypeError/ValueError for a non-integer, wrongly shaped or out-of-range id tensor, instead of an
-    IndexError or a shape error deep inside torch. `low` None: any value; `shape`: the exact shape it must have."""
+def _check_ids(name, tensor, hint, shape=None, high=None):
+    """Raise a clear TypeError/ValueError for a missing, non-integer, wrongly shaped or (with `high`) out-of-range id
+    tensor, instead of an error deep inside torch. `shape`: ints must match, names stand for any size."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}; {hint}")
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must hold integers (torch.long), got {tensor.dtype}; {hint}")
-    if shape is not None and tuple(tensor.shape) != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, like the other inputs, got {tuple(tensor.shape)}; {hint}")
-    if low is not None and tensor.numel() and not torch.compiler.is_compiling():
+    if shape is not None and (tensor.dim() != len(shape) or any(
+            isinstance(want, int) and want != got for want, got in zip(shape, tensor.shape))):
+        want = "(" + ", ".join(str(w) for w in shape) + ")"
+        raise ValueError(f"{name} must have shape {want} to match the other inputs, got {tuple(tensor.shape)}; {hint}")
+    if high is not None and tensor.numel() and not torch.compiler.is_compiling():
         smallest, largest = (int(v) for v in torch.aminmax(tensor))  # one pass over the tensor
-        if smallest < low or largest > high:
-            raise ValueError(f"{name} values must lie in [{low}, {high}], got [{smallest}, {largest}]; {hint}")
+        if smallest < 0 or largest > high:
+            raise ValueError(f"{name} values must lie in [0, {high}], got [{smallest}, {largest}]; {hint}")
 
 
 def _lookup(table: nn.Embedding, ids, name, hint, shape=None):
     """`table(ids)`, with a clear error for a bad id tensor. On CPU the lookup itself refuses ids outside the table
     (IndexError), so their range is read only then; on other devices (a device-side assert) it is checked first."""
     high = table.num_embeddings - 1
-    on_cpu = isinstance(ids, torch.Tensor) and ids.device.type == "cpu"
-    _check_tensor(name, ids, None if on_cpu else 0, high, hint, shape=shape)
+    _check_ids(name, ids, hint, shape, None if isinstance(ids, torch.Tensor) and ids.device.type == "cpu" else high)
     try:
         return table(ids)
     except IndexError:
-        _check_tensor(name, ids, 0, high, hint)  # raises the ValueError that names the bad values
+        _check_ids(name, ids, hint, high=high)  # raises the ValueError that names the bad values
         raise
 
 
@@ -87,27 +88,21 @@ class EELBertEmbeddings(nn.Module):
     def token_embeddings(self, input_ids=None, ngram_ids=None):
         """The part that replaces BERT's table: (B, S) ids or (B, S, K) n-gram ids -> (B, S, d)."""
         if self.uses_table:
+            hint = "use the tokenizer the model was trained with"
             if input_ids is None:
                 raise ValueError(f"embedding_type={self.config.embedding_type!r} needs input_ids (or inputs_embeds)")
-            _check_tensor("input_ids", input_ids, None, None, "use the tokenizer the model was trained with")
-            if input_ids.dim() != 2:
-                raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
+            _check_ids("input_ids", input_ids, hint, shape=("batch", "seq_len"))
             _check_not_empty(input_ids.shape)
-            return _lookup(self.word_embeddings, input_ids, "input_ids", "use the tokenizer the model was trained with")
+            return _lookup(self.word_embeddings, input_ids, "input_ids", hint)
         hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
         if ngram_ids is None:
             raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {hint}")
-        _check_tensor("ngram_ids", ngram_ids, None, None, hint)  # the range: checked by the embedding module
-        width = self.ngram_width
-        if ngram_ids.dim() != 3 or ngram_ids.shape[-1] != width:
-            raise ValueError(f"ngram_ids must have shape (batch, seq_len, {width}), got {tuple(ngram_ids.shape)}; {hint}")
-        if input_ids is not None:  # unused here (any vocabulary size works), but it must be a token-id tensor
-            _check_tensor("input_ids", input_ids, None, None, hint)
-        if input_ids is not None and tuple(input_ids.shape) != tuple(ngram_ids.shape[:2]):
-            raise ValueError(f"input_ids shape {tuple(input_ids.shape)} does not match ngram_ids shape "
-                             f"{tuple(ngram_ids.shape)}: both must come from the same EELBertTokenizer call")
+        _check_ids("ngram_ids", ngram_ids, hint, shape=("batch", "seq_len", self.ngram_width))
+        if input_ids is not None:  # any vocabulary size works; the embedding's table is indexed by it
+            _check_ids("input_ids", input_ids, hint, shape=tuple(ngram_ids.shape[:2]))
+            input_ids = input_ids.long()
         _check_not_empty(ngram_ids.shape[:2])
-        embeddings = self.ngram_embeddings(ngram_ids.long())
+        embeddings = self.ngram_embeddings(ngram_ids.long(), input_ids)  # the ids' range is checked there
         dtype = self.position_embeddings.weight.dtype
         return embeddings if embeddings.dtype == dtype else embeddings.to(dtype)
 
@@ -122,10 +117,8 @@ class EELBertEmbeddings(nn.Module):
                                  f"{self.position_ids.shape[-1]}: tokenize with truncation=True")
             positions = self.position_embeddings(self.position_ids[:, :seq])
         else:
-            _check_tensor("position_ids", position_ids, None, None, "")
-            if position_ids.dim() != 2 or position_ids.shape[-1] != seq:
-                raise ValueError(f"position_ids must have shape (batch or 1, {seq}), got {tuple(position_ids.shape)}")
-            positions = _lookup(self.position_embeddings, position_ids, "position_ids", "")
+            positions = _lookup(self.position_embeddings, position_ids, "position_ids", "one row or one per sequence",
+                                shape=("batch or 1", seq))
         if token_type_ids is None:  # segment 0 everywhere: one row, broadcast
             types = self.token_type_embeddings.weight[0]
         else:
@@ -255,10 +248,10 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
         if labels is None:
             logits = self.cls.predictions(sequence_output)
         else:
-            _check_tensor("labels", labels, None, None, "use -100 for unlabelled positions",
-                          shape=sequence_output.shape[:2])
+            hint = "use -100 for unlabelled positions"
+            _check_ids("labels", labels, hint, shape=tuple(sequence_output.shape[:2]))
             selected = labels != -100
-            _check_tensor("labels", labels[selected], 0, self.config.vocab_size - 1, "use -100 for unlabelled positions")
+            _check_ids("labels", labels[selected], hint, high=self.config.vocab_size - 1)
             logits = self.cls.predictions(sequence_output[selected])  # (B, S, d) -> (N, d) -> (N, V)
             if logits.shape[0] and num_items_in_batch is not None:  # summed over every micro-batch and process
                 loss = nn.functional.cross_entropy(logits, labels[selected], reduction="sum") / num_items_in_batch
@@ -287,7 +280,7 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
         if labels is not None and not isinstance(labels, torch.Tensor):
             raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
         if labels is not None and self.num_labels > 1 and not labels.is_floating_point():
-            _check_tensor("labels", labels, 0, self.num_labels - 1, f"this model has num_labels={self.num_labels}")
+            _check_ids("labels", labels, f"this model has num_labels={self.num_labels}", high=self.num_labels - 1)
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids, position_ids=position_ids,
                                inputs_embeds=inputs_embeds, labels=labels, **kwargs)

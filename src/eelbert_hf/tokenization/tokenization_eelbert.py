@@ -4,10 +4,13 @@ WordPiece runs in `tokenizers` exactly as for BERT. On top, every output carries
 (batch, seq_len, max_ngrams_per_token): for each position, the n-gram ids of that position's token
 string as defined in `ngram_hashing.token_ngram_ids`. They are looked up in a per-vocabulary table that
 is filled lazily (each token is hashed once, on first sight), so steady-state cost is one numpy gather.
+Loaded from a folder that also holds a model's config.json (a Hub folder), the tokenizer checks that it
+emits the n-gram ids that model expects.
 """
 
 import gc
 import importlib.util
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 from transformers.models.bert.tokenization_bert import BertTokenizer
 
-from .ngram_hashing import HASH_SCHEME, check_ngram_params, token_ngram_ids, token_ngram_ids_array
+from .ngram_hashing import HASH_SCHEME, NGRAM_FIELDS, check_compatible, check_ngram_params, token_ngram_ids
 
 
 # "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
@@ -49,7 +52,7 @@ class EELBertTokenizer(BertTokenizer):
 
     def __init__(self, *args, hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48,
                  feature_type="ngram", **kwargs):
-        check_ngram_params(ngram_min_n, ngram_max_n, max_ngrams_per_token, hash_scheme)
+        check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_token)
         if feature_type not in FEATURE_TYPES:
             raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
         self.feature_type = feature_type
@@ -73,11 +76,25 @@ class EELBertTokenizer(BertTokenizer):
                              "otherwise use EELBertTokenizer.from_pretrained(<folder with vocab.txt>)")
         return cls.from_pretrained(os.path.join(os.path.dirname(spec.origin), "data"), **kwargs)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        tokenizer = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        from transformers.utils import cached_file  # the config.json beside the tokenizer files, if there is one
+
+        hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs}
+        path = cached_file(pretrained_model_name_or_path, "config.json", _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False, **hub)
+        if path:
+            with open(path, encoding="utf-8") as f:
+                config = json.load(f)
+            if config.get("model_type") == "eelbert":
+                check_compatible(config, tokenizer.ngram_params)
+        return tokenizer
+
     @property
     def ngram_params(self) -> dict:
         """The hash fields that a model's config must match."""
-        return {"hash_scheme": self.hash_scheme, "ngram_min_n": self.ngram_min_n, "ngram_max_n": self.ngram_max_n,
-                "max_ngrams_per_token": self.max_ngrams_per_token, "feature_type": self.feature_type}
+        return {**{field: getattr(self, field) for field in NGRAM_FIELDS}, "feature_type": self.feature_type}
 
     def token_ngram_ids(self, token: str, atom: bool | None = None) -> list[int]:
         """The spec applied to one token string (the per-string path); special tokens are atoms."""
@@ -101,10 +118,11 @@ class EELBertTokenizer(BertTokenizer):
         missing = slots < 0
         if missing.any():  # same ids as `token_ngram_ids` applied per token
             todo = sorted(set(ids[missing].tolist()))  # (np.unique would import numpy.ma: +3 MB RSS)
-            tokens, special = self.convert_ids_to_tokens(todo), set(self.all_special_tokens)
-            rows = token_ngram_ids_array(tokens, [token in special for token in tokens], ngram_min_n=self.ngram_min_n,
-                                         ngram_max_n=self.ngram_max_n, max_ngrams_per_token=self.max_ngrams_per_token,
-                                         whole_token=self.feature_type == "whole_token")
+            special = set(self.all_special_tokens)
+            rows = np.zeros((len(todo), self.max_ngrams_per_token), dtype=np.int64)
+            for row, token in zip(rows, self.convert_ids_to_tokens(todo)):
+                ngram_ids = self.token_ngram_ids(token, atom=token in special)
+                row[: len(ngram_ids)] = ngram_ids
             start, stop = self._ngram_rows, self._ngram_rows + len(todo)
             if stop > len(self._ngram_table):  # grow by doubling
                 table = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)

@@ -1,0 +1,1 @@
+../tokenization/ngram_hashing.py
