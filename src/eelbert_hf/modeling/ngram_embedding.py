@@ -67,7 +67,7 @@ class DynamicNgramEmbeddings(nn.Module):
     def clear_cache(self):
         self._slot = None  # (V,) token id -> its row in _rows / _embeddings; 0 = not stored
         self._rows = self._embeddings = self._gates = None  # (N, K) n-gram rows, (N, d) embeddings, gate values
-        self._used = 1  # row 0 is all -1s, which no valid input equals: the slot of every token not stored
+        self._used = 1  # row 0: the slot of every token not stored (all -1s, so no valid row equals it)
 
     def _apply(self, fn, recurse=True):
         self.clear_cache()  # .to(device), .half(), .cuda(), ...: stored tensors would sit on the old device
@@ -97,33 +97,41 @@ class DynamicNgramEmbeddings(nn.Module):
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
-    def forward(self, ngram_ids: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """``reference(ngram_ids)``, read from the table where a token's stored row matches. Ids outside
-        [0, MAX_NGRAM_ID] raise a ``ValueError``."""
+    @staticmethod
+    def check_range(ngram_ids: torch.Tensor):
+        """Raise a ``ValueError`` for ids outside [0, MAX_NGRAM_ID] (one pass; skipped while compiling)."""
         if ngram_ids.numel() and not torch.compiler.is_compiling():
             smallest, largest = (int(v) for v in torch.aminmax(ngram_ids))
             if smallest < 0 or largest > MAX_NGRAM_ID:
                 raise ValueError(f"ngram_ids values must lie in [0, {MAX_NGRAM_ID}], got [{smallest}, {largest}]; pass "
                                  "the `ngram_ids` that EELBertTokenizer returns next to input_ids")
+
+    def forward(self, ngram_ids: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``reference(ngram_ids)``, read from the table where a token's stored row matches. Ids outside
+        [0, MAX_NGRAM_ID] raise a ``ValueError`` (a stored row was checked when it was stored)."""
         gates_learn = self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad
         if (input_ids is None or self.cache_bytes <= 0 or gates_learn or ngram_ids.shape[-1] > MAX_NGRAMS_LIMIT
                 or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+            self.check_range(ngram_ids)
             return self.reference(ngram_ids)
         with self._lock:
             return self._lookup(ngram_ids, input_ids)
 
     def _lookup(self, ngram_ids, input_ids):
         flat, ids = ngram_ids.reshape(-1, ngram_ids.shape[-1]), input_ids.reshape(-1)  # (B, S, K) -> (T, K), (T,)
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+        low, high = (int(v) for v in torch.aminmax(ids)) if ids.numel() else (0, 0)
+        if low < 0 or high >= self.vocab_size:
+            self.check_range(ngram_ids)
             return self.reference(ngram_ids)  # token ids the config's vocabulary doesn't have: nothing to index
         gates = self.bucket_weights.detach() if self.weight_buckets else None
         if (self._slot is None or self._slot.device != flat.device or self._rows.shape[1] != flat.shape[1]
                 or (gates is not None and not torch.equal(gates, self._gates))):  # compared by value: fused
             self._start_table(flat.device, flat.shape[1], gates)  # optimizers don't bump the version counter
-        slot = self._slot[ids]  # (T,)
-        stored, out = self._rows[slot], self._embeddings[slot]  # (T, K), (T, d)
-        if not torch.equal(stored, flat):
-            miss = (stored != flat).any(dim=1).nonzero().squeeze(1)  # (M,)
+        slot = self._slot.index_select(0, ids)  # (T,)
+        stored, out = self._rows.index_select(0, slot), self._embeddings.index_select(0, slot)  # (T, K), (T, d)
+        if not (torch.equal(stored, flat) and bool(slot.all())):  # slot 0: not stored, whatever the row holds
+            miss = ((stored != flat).any(dim=1) | (slot == 0)).nonzero().squeeze(1)  # (M,)
+            self.check_range(flat[miss])
             out[miss] = computed = self.reference(flat[miss])  # (M, d)
             self._store(ids[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
