@@ -1,8 +1,6 @@
 """Command-line flags of `eelbert pretrain | finetune | distill`: this package's argument dataclasses plus every
 `TrainingArguments` flag, parsed by transformers' `HfArgumentParser`."""
 
-import os
-
 from transformers import HfArgumentParser, TrainingArguments
 
 from .distillation import DistillArguments
@@ -11,7 +9,8 @@ from .training import DataArguments, ModelArguments
 # Defaults that differ from TrainingArguments' (any flag given on the command line wins).
 PRETRAIN_DEFAULTS = ["--eval_strategy", "steps", "--eval_steps", "500", "--save_steps", "500", "--logging_steps",
                      "50", "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "1e-3",
-                     "--per_device_train_batch_size", "32"]
+                     "--per_device_train_batch_size", "32",
+                     "--include_num_input_tokens_seen", "true"]  # Trainer's token count ("all"), for tokens/s in the logs
 FINETUNE_DEFAULTS = ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--logging_steps", "50",
                      "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "5e-4",
                      "--per_device_train_batch_size", "32", "--num_train_epochs", "3"]
@@ -27,6 +26,19 @@ def parse_training_args(kind: str, argv: list[str]):
         classes.insert(2, DistillArguments)
     parser = HfArgumentParser(classes, prog=f"eelbert {kind}")
     defaults = PRETRAIN_DEFAULTS if kind == "pretrain" else FINETUNE_DEFAULTS
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        defaults = defaults + ["--use_cpu", "true"]  # several processes, no GPU: data parallel on CPU (gloo)
-    return parser.parse_args_into_dataclasses(args=defaults + argv)
+    if not _has_accelerator(torch):
+        # no GPU: train on CPU explicitly, which TrainingArguments asks for before it allows --bf16 / --fp16
+        # (CPU autocast), and which several processes need for data parallelism over gloo
+        defaults = defaults + ["--use_cpu", "true"]
+    parsed = parser.parse_args_into_dataclasses(args=defaults + argv)
+    if kind != "pretrain" and parsed[1].streaming:
+        raise ValueError(f"--streaming is for `eelbert pretrain`; `eelbert {kind}` reads its (labelled) data whole")
+    return parsed
+
+
+def _has_accelerator(torch) -> bool:
+    """Whether torch sees a GPU (CUDA, ROCm, MPS or XPU)."""
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())

@@ -23,10 +23,10 @@ def _training_command(kind: str, argv: list[str]):
     model_args, data_args, training_args = parse_training_args(kind, argv)
     if kind == "pretrain":
         trainer = training.pretrain(model_args, data_args, training_args)
-        eval_loss = trainer.evaluate()["eval_loss"] if trainer.eval_dataset is not None else float("nan")
+        evaluated = f", eval loss {trainer.evaluate()['eval_loss']:.4f}" if trainer.eval_dataset is not None else ""
         if trainer.is_world_process_zero():
             print(f"saved the MLM model to {training_args.output_dir} (world_size={training_args.world_size}, "
-                  f"steps={trainer.state.global_step}, eval loss {eval_loss:.4f})")
+                  f"steps={trainer.state.global_step}{evaluated})")
     else:
         trainer, metrics = training.finetune(model_args, data_args, training_args)
         if trainer.is_world_process_zero():

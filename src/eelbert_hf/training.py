@@ -1,15 +1,18 @@
 """Pretraining (MLM) and fine-tuning EELBERT with transformers' Trainer, datasets and accelerate.
 
-Everything here is plain transformers: `Trainer` does the loop, checkpoints, evaluation, progress bars and
-data parallelism (run under `accelerate launch` or `torchrun`). EELBERT adds one thing: `ngram_ids`
-must describe the final `input_ids` of a batch, which `DataCollatorForEELBertMLM` guarantees after masking.
+Everything here is plain transformers: `Trainer` does the loop, checkpoints, evaluation, progress bars, mixed
+precision and data parallelism (run under `accelerate launch` or `torchrun`), and `datasets` reads, streams and
+shards the corpus. EELBERT adds one thing: `ngram_ids` must describe the final `input_ids` of a batch, which
+`DataCollatorForEELBertMLM` guarantees after masking.
 """
 
 import ast
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
+from itertools import islice
 
 import numpy as np
 import torch
@@ -22,7 +25,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 
 from .loading import load_tokenizer
 from .modeling.configuration_eelbert import EELBertConfig
@@ -67,13 +70,38 @@ class DataCollatorForEELBertMLM(DataCollatorForLanguageModeling):
 
 
 class MLMEpochCallback(TrainerCallback):
-    """Tells the MLM collator which epoch it is masking for (so each epoch masks differently)."""
+    """Tells the MLM collator which epoch it is masking for (so each epoch masks differently).
 
-    def __init__(self, collator: DataCollatorForEELBertMLM):
-        self.collator = collator
+    A map-style dataset's epoch is `state.epoch` (whole on an epoch's first step, also after a resume). A stream has
+    no length: Trainer runs its passes as epochs 0, 1, ... of one `max_steps`-long "epoch" and restarts that count
+    at 0 on a resume, so for a stream the epoch is the number of passes this `train()` call has begun."""
+
+    def __init__(self, collator: DataCollatorForEELBertMLM, streaming: bool = False):
+        self.collator, self.streaming, self.passes = collator, streaming, 0
 
     def on_epoch_begin(self, args, state, control, **kwargs):
-        self.collator.epoch = int(state.epoch + 1e-6)
+        self.collator.epoch = self.passes if self.streaming else int(state.epoch + 1e-6)
+        self.passes += 1
+
+
+class TokensPerSecondCallback(TrainerCallback):
+    """Adds `tokens_per_s` to each training log: input tokens of all processes per second of wall time since the
+    previous log. It reads Trainer's own count (`--include_num_input_tokens_seen true`, the pretraining default;
+    packed blocks are full, so padding barely counts); without that count it logs nothing."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last = (time.perf_counter(), state.num_input_tokens_seen)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or "loss" not in logs or args.include_num_input_tokens_seen == "no":
+            return
+        now, tokens = time.perf_counter(), state.num_input_tokens_seen
+        seconds, new_tokens = now - self.last[0], tokens - self.last[1]
+        self.last = (now, tokens)
+        if seconds > 0 and new_tokens > 0:
+            logs["tokens_per_s"] = round(new_tokens / seconds, 1)
+            if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                state.log_history[-1]["tokens_per_s"] = logs["tokens_per_s"]  # trainer_state.json keeps it too
 
 
 @dataclass
@@ -101,6 +129,13 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "truncate the training set"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens to predict"})
     resume: bool = field(default=False, metadata={"help": "continue from the last complete checkpoint"})
+    streaming: bool = field(default=False, metadata={
+        "help": "pretrain: read --train_files or --dataset_name as a stream (a datasets IterableDataset), tokenised "
+                "and packed on the fly: nothing is preprocessed up front or held in memory; needs --max_steps"})
+    shuffle_buffer_size: int = field(default=10_000, metadata={
+        "help": "--streaming: blocks held in the shuffle buffer (0: the stream's own order)"})
+    max_eval_samples: int | None = field(default=None, metadata={
+        "help": "pretrain: blocks in the evaluation set (default: all; with --streaming: the first 1,000)"})
 
 
 def build_config(args: ModelArguments, **overrides) -> EELBertConfig:
@@ -132,11 +167,13 @@ def load_model(model_class, args: ModelArguments, config, tokenizer):
 
 
 def load_raw_datasets(data: DataArguments, split_for_eval: bool):
-    """A DatasetDict with "train" (and "validation") from local files or a `datasets` name."""
+    """A DatasetDict with "train" (and "validation") from local files or a `datasets` name; with `data.streaming`
+    an IterableDatasetDict, read lazily (local files line by line, Hub datasets shard by shard)."""
     import datasets
 
+    streaming = {"streaming": True} if data.streaming else {}
     if data.dataset_name:
-        raw = datasets.load_dataset(data.dataset_name, data.dataset_config_name)
+        raw = datasets.load_dataset(data.dataset_name, data.dataset_config_name, **streaming)
     elif data.train_files:
         files = {"train": data.train_files}
         if data.validation_files:
@@ -145,11 +182,15 @@ def load_raw_datasets(data: DataArguments, split_for_eval: bool):
         builder = {"txt": "text", "csv": "csv", "jsonl": "json", "json": "json"}.get(suffix)
         if builder is None:
             raise ValueError(f"unsupported file type .{suffix}: use .txt, .csv or .jsonl")
-        raw = datasets.load_dataset(builder, data_files=files)
+        raw = datasets.load_dataset(builder, data_files=files, **streaming)
     else:
         raise ValueError("give --train_files (text/csv/jsonl) or --dataset_name")
     if "validation" not in raw and "validation_matched" in raw:
         raw["validation"] = raw["validation_matched"]
+    if data.streaming:  # a stream cannot be split by percentage: evaluation needs its own files or split
+        if data.max_train_samples:
+            raw["train"] = raw["train"].take(data.max_train_samples)
+        return raw
     if split_for_eval and "validation" not in raw and data.validation_split_percentage > 0:
         split = raw["train"].train_test_split(test_size=data.validation_split_percentage / 100, seed=0)
         raw["train"], raw["validation"] = split["train"], split["test"]
@@ -158,12 +199,12 @@ def load_raw_datasets(data: DataArguments, split_for_eval: bool):
     return raw
 
 
-def mlm_blocks(raw, tokenizer, data: DataArguments):
-    """Tokenise text lines and pack them into blocks of `max_seq_length` tokens ([CLS] ... [SEP]), as
-    run_mlm.py does; `ngram_ids` are left to the collator, which computes them after masking."""
-    column, body = data.text_column, data.max_seq_length - 2
-    if column not in raw["train"].column_names:
-        raise ValueError(f"no column {column!r} in the data (columns: {raw['train'].column_names}); set --text_column")
+def text_packer(tokenizer, column: str, max_seq_length: int):
+    """A batched `map` function: text lines -> blocks of `max_seq_length` tokens ([CLS] ... [SEP]), as run_mlm.py
+    packs them. The lines of one batch are joined; tokens left over after its last full block are dropped (a batch
+    shorter than one block gives one short block). `ngram_ids` are left to the collator, which computes them after
+    masking."""
+    body = max_seq_length - 2
 
     def pack(batch):
         texts = [t for t in batch[column] if t and t.strip()]
@@ -173,8 +214,62 @@ def mlm_blocks(raw, tokenizer, data: DataArguments):
         input_ids = [[tokenizer.cls_token_id, *b, tokenizer.sep_token_id] for b in blocks]
         return {"input_ids": input_ids, "special_tokens_mask": [[1] + [0] * len(b) + [1] for b in blocks]}
 
-    return raw.map(pack, batched=True, batch_size=2000, remove_columns=raw["train"].column_names,
-                   desc="packing text into blocks")
+    return pack
+
+
+PACK_BATCH_LINES = 2000  # lines joined per packing batch, streamed or not: both paths cut the same blocks
+
+
+def _columns(dataset) -> list[str]:
+    """A dataset's columns; a stream that declares no features is asked for its first row."""
+    if dataset.column_names is not None:
+        return list(dataset.column_names)
+    return list(next(iter(dataset)).keys())
+
+
+def _check_text_column(columns, column):
+    if column not in columns:
+        raise ValueError(f"no column {column!r} in the data (columns: {columns}); set --text_column")
+
+
+def mlm_blocks(raw, tokenizer, data: DataArguments):
+    """Tokenise text lines and pack them into blocks of `max_seq_length` tokens ([CLS] ... [SEP]), as
+    run_mlm.py does; `ngram_ids` are left to the collator, which computes them after masking."""
+    _check_text_column(raw["train"].column_names, data.text_column)
+    blocks = raw.map(text_packer(tokenizer, data.text_column, data.max_seq_length), batched=True,
+                     batch_size=PACK_BATCH_LINES, remove_columns=raw["train"].column_names,
+                     desc="packing text into blocks")
+    if data.max_eval_samples and "validation" in blocks:
+        blocks["validation"] = blocks["validation"].select(range(min(data.max_eval_samples, len(blocks["validation"]))))
+    return blocks
+
+
+STREAMING_EVAL_BLOCKS = 1000  # the evaluation set of a stream, without --max_eval_samples
+
+
+def mlm_stream(raw, tokenizer, data: DataArguments, seed: int):
+    """(training blocks, evaluation blocks or None) for `--streaming`: the training stream is a datasets
+    `IterableDataset` that tokenises and packs lines as they are read (the same blocks `mlm_blocks` cuts), then
+    shuffles them in a buffer of `data.shuffle_buffer_size` blocks; Trainer starts each further pass with
+    `set_epoch`, which reshuffles the shard order and the buffer. The evaluation set is the first
+    `max_eval_samples` blocks (default 1,000) of the validation stream, read once into memory."""
+    import datasets
+
+    columns = _columns(raw["train"])
+    _check_text_column(columns, data.text_column)
+    pack = text_packer(tokenizer, data.text_column, data.max_seq_length)
+    train = raw["train"].map(pack, batched=True, batch_size=PACK_BATCH_LINES, remove_columns=columns)
+    if data.shuffle_buffer_size < 0:
+        raise ValueError(f"--shuffle_buffer_size must be >= 0 (0: no shuffling), got {data.shuffle_buffer_size}")
+    if data.shuffle_buffer_size > 0:
+        train = train.shuffle(seed=seed, buffer_size=data.shuffle_buffer_size)
+    evaluation = None
+    if "validation" in raw:
+        validation = raw["validation"]
+        blocks = validation.map(pack, batched=True, batch_size=PACK_BATCH_LINES, remove_columns=_columns(validation))
+        rows = list(islice(blocks, data.max_eval_samples or STREAMING_EVAL_BLOCKS))
+        evaluation = datasets.Dataset.from_list(rows) if rows else None
+    return train, evaluation
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:
@@ -209,17 +304,54 @@ def _train(trainer: Trainer, training_args: TrainingArguments, resume: bool):
 def pretrain(model_args: ModelArguments, data: DataArguments, training_args: TrainingArguments,
              callbacks=None) -> Trainer:
     """MLM pretraining with sparse prediction. Returns the Trainer (its model is the trained model)."""
+    if data.streaming:
+        check_streaming_args(data, training_args)
     set_seed(training_args.seed)  # model initialisation depends on it, as in run_mlm.py
     config = build_config(model_args)
     tokenizer = load_tokenizer(model_args.tokenizer, config)
     model = load_model(EELBertForMaskedLM, model_args, config, tokenizer)
-    with training_args.main_process_first(desc="dataset preprocessing"):
-        blocks = mlm_blocks(load_raw_datasets(data, split_for_eval=True), tokenizer, data)
+    if data.streaming:
+        train, evaluation = mlm_stream(load_raw_datasets(data, split_for_eval=True), tokenizer, data, training_args.seed)
+        prepare_streaming(train, evaluation, training_args)
+    else:
+        with training_args.main_process_first(desc="dataset preprocessing"):
+            blocks = mlm_blocks(load_raw_datasets(data, split_for_eval=True), tokenizer, data)
+        train, evaluation = blocks["train"], blocks.get("validation")
     collator = DataCollatorForEELBertMLM(tokenizer, mlm_probability=data.mlm_probability, seed=training_args.seed)
-    trainer = Trainer(model=model, args=training_args, train_dataset=blocks["train"],
-                      eval_dataset=blocks.get("validation"), data_collator=collator, processing_class=tokenizer,
-                      callbacks=[MLMEpochCallback(collator), *(callbacks or [])])
+    trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                      data_collator=collator, processing_class=tokenizer,
+                      callbacks=[MLMEpochCallback(collator, streaming=data.streaming), TokensPerSecondCallback(),
+                                 *(callbacks or [])])
     return _train(trainer, training_args, data.resume)
+
+
+def check_streaming_args(data: DataArguments, training_args: TrainingArguments):
+    """Clear errors for flags a stream cannot honour."""
+    if training_args.max_steps is None or training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps N: a stream has no length, so the run's length is given in "
+                         "optimizer steps (each reads per_device_train_batch_size x gradient_accumulation_steps "
+                         "blocks per process)")
+
+
+def prepare_streaming(train, evaluation, training_args: TrainingArguments):
+    """Settle how processes share a stream, and turn periodic evaluation off when there is nothing to evaluate.
+
+    Each process reads its own part of the stream (accelerate's `dispatch_batches=False`, unless set otherwise with
+    --accelerator_config): with at least as many shards (files, or a Hub dataset's shards) as processes, accelerate
+    gives each process its own shards (`IterableDataset.shard`, as `datasets.distributed.split_dataset_by_node` does);
+    with fewer, every process reads the whole stream and keeps its own share of the batches."""
+    if training_args.accelerator_config.dispatch_batches is None:
+        training_args.accelerator_config.dispatch_batches = False
+    world, shards = training_args.world_size, train.num_shards
+    if world > 1 and shards < world and training_args.process_index == 0:
+        print(f"eelbert pretrain --streaming: {shards} shard(s) for {world} processes, so every process reads the "
+              f"whole stream and trains on its share of the batches; give at least {world} files (e.g. split -n "
+              f"l/{world}) for each process to read only its own shards")
+    if evaluation is None and training_args.eval_strategy != IntervalStrategy.NO:
+        if training_args.process_index == 0:
+            print("eelbert pretrain --streaming: no validation data (--validation_files or the dataset's validation "
+                  "split), so no periodic evaluation")
+        training_args.eval_strategy = IntervalStrategy.NO
 
 
 def classification_metrics(num_labels: int, task: str | None = None):
@@ -276,6 +408,8 @@ def _matthews(predicted, labels, num_labels) -> float:
 
 def finetune(model_args: ModelArguments, data: DataArguments, training_args: TrainingArguments):
     """Sequence classification (or regression) with Trainer; writes the model and `metrics.json`."""
+    if data.streaming:
+        raise ValueError("--streaming is for pretraining; fine-tuning reads its (labelled) data whole")
     task = data.dataset_config_name if data.dataset_name == "glue" else None
     if task:
         if task not in GLUE_TASKS:
