@@ -7,9 +7,13 @@ from eelbert_hf.classify import load_classifier
 from eelbert_hf.cli import main
 
 
-def test_bert_twin_has_the_classifiers_dimensions():
-    config = load_classifier().model.config
-    twin = bert_twin_pipeline(config).model
+def test_bert_twin_has_the_classifiers_dimensions_and_tokens():
+    classifier = load_classifier()
+    config = classifier.model.config
+    twin_pipeline = bert_twin_pipeline(config)
+    twin = twin_pipeline.model
+    for text in read_texts(SAMPLE)[:50]:  # the same WordPiece ids, so both models see the same shapes
+        assert twin_pipeline.tokenizer(text)["input_ids"] == classifier.tokenizer(text)["input_ids"]
     for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                   "num_labels"):
         assert getattr(twin.config, field) == getattr(config, field), field

@@ -33,8 +33,10 @@ def bert_twin_pipeline(config):
     fields = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "max_position_embeddings", "type_vocab_size", "num_labels")
     model = BertForSequenceClassification(BertConfig(**{f: getattr(config, f) for f in fields})).eval()
-    vocab = os.path.join(os.path.dirname(BUNDLED_CLASSIFIER), "vocab.txt")
-    return pipeline("text-classification", model=model, tokenizer=BertTokenizerFast(vocab_file=vocab))
+    tokenizer = BertTokenizerFast.from_pretrained(os.path.dirname(BUNDLED_CLASSIFIER))  # the folder with vocab.txt
+    if len(tokenizer) != config.vocab_size:  # BertTokenizerFast(vocab_file=...) would silently hold 5 tokens
+        raise ValueError(f"the BERT twin's tokenizer has {len(tokenizer)} tokens, not {config.vocab_size}")
+    return pipeline("text-classification", model=model, tokenizer=tokenizer)
 
 
 def pipeline_throughput(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3) -> list:
