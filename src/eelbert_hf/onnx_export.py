@@ -2,7 +2,9 @@
 
 The graph takes ``input_ids``, ``ngram_ids``, ``attention_mask`` and ``token_type_ids`` (batch and sequence
 axes dynamic) and computes the dynamic embedding inside it with integer ops (``Mod``, ``Mul``, ``Add`` on int64,
-as in ``DynamicNgramEmbeddings.reference``), so a runtime needs only the tokenizer and the ``.onnx`` file.
+as in ``DynamicNgramEmbeddings.reference``), so a runtime needs only the tokenizer and the ``.onnx`` file. The
+folder follows transformers.js's layout (``onnx/model.onnx``, ``onnx/model_quantized.onnx``, ``config.json`` with
+the n-gram fields, ``tokenizer.json``), which the JavaScript port in ``js/`` reads (docs/browser.md).
 Needs the ``onnx`` extra: ``pip install "eelbert_hf[onnx]"``.
 """
 
@@ -14,6 +16,10 @@ import torch
 from torch import nn
 
 ONNX_INPUTS = ("input_ids", "ngram_ids", "attention_mask", "token_type_ids")
+# beside onnx/, what a runtime without Python (js/, examples/browser/) reads: the transformers.js folder layout
+RUNTIME_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
+# the config.json fields that define the n-gram ids (embedding_type "random_hash" means one atom per token)
+RUNTIME_CONFIG_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token", "embedding_type")
 PARITY_TEXTS = ["The runner kept running, and everyone cheered!", "a dull, lifeless film", "short"]
 
 
@@ -69,6 +75,38 @@ def _strip_debug_info(path: str) -> None:
     onnx.save(model, path)
 
 
+def save_runtime_files(model, tokenizer, output_dir: str) -> list[str]:
+    """Write what a runtime without Python needs beside ``onnx/`` (RUNTIME_FILES) where missing, then check it:
+    config.json carries the n-gram fields of `model`, tokenizer.json holds the WordPiece pipeline (which
+    tokenizers.js reads) and flags as special exactly the tokenizer's special tokens (the JS hash makes those
+    atoms). An `eelbert export` folder already holds all three; returns their names."""
+    os.makedirs(output_dir, exist_ok=True)
+    config_path = os.path.join(output_dir, "config.json")
+    if not os.path.exists(config_path):
+        model.config.save_pretrained(output_dir)
+    tokenizer_path = os.path.join(output_dir, "tokenizer.json")
+    if not (os.path.exists(tokenizer_path) and os.path.exists(os.path.join(output_dir, "tokenizer_config.json"))):
+        tokenizer.save_pretrained(output_dir)
+    if not os.path.exists(tokenizer_path):  # a tokenizer without a `tokenizers` backend writes vocab.txt only
+        tokenizer.backend_tokenizer.save(tokenizer_path)
+    with open(config_path, encoding="utf-8") as f:
+        saved = json.load(f)
+    for field in RUNTIME_CONFIG_FIELDS:
+        want = getattr(model.config, field, None)
+        if saved.get(field) != want:
+            raise ValueError(f"{config_path} has {field}={saved.get(field)!r} but the exported model has {want!r}: "
+                             "export into an empty folder or the folder of this model")
+    with open(tokenizer_path, encoding="utf-8") as f:
+        backend = json.load(f)
+    if backend.get("model", {}).get("type") != "WordPiece":
+        raise ValueError(f"{tokenizer_path} holds a {backend.get('model', {}).get('type')} model, not WordPiece")
+    special = {token["content"] for token in backend.get("added_tokens", []) if token.get("special")}
+    if special != set(tokenizer.all_special_tokens):
+        raise ValueError(f"{tokenizer_path} flags {sorted(special)} as special, the tokenizer "
+                         f"{sorted(tokenizer.all_special_tokens)}: the JS hash would treat other tokens as atoms")
+    return list(RUNTIME_FILES)
+
+
 def quantize_onnx(path: str, quantized_path: str) -> str:
     """int8 dynamic quantisation of the weights of MatMul/Gemm (onnxruntime.quantization.quantize_dynamic)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -114,8 +152,9 @@ def accuracy(session, tokenizer, jsonl_path: str, batch_size: int = 64, max_leng
 
 
 def export(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: str | None = None) -> dict:
-    """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``); returns sizes, the ONNX-vs-torch
-    difference and, for a classifier with `eval_file`, the float32 and int8 accuracies."""
+    """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``) and, where missing, RUNTIME_FILES
+    (the transformers.js layout that js/ reads); returns sizes, the ONNX-vs-torch difference and, for a classifier
+    with `eval_file`, the float32 and int8 accuracies."""
     from transformers import AutoConfig
 
     from .modeling import modeling_eelbert
@@ -129,7 +168,8 @@ def export(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: 
     model = model_class.from_pretrained(checkpoint, dtype=torch.float32).eval()
     tokenizer = load_tokenizer(checkpoint, config)
     path = export_onnx(model, tokenizer, os.path.join(output_dir, "onnx", "model.onnx"))
-    result = {"onnx": path, "onnx_bytes": os.path.getsize(path), "max_diff": parity(model, tokenizer, path)}
+    result = {"onnx": path, "onnx_bytes": os.path.getsize(path), "max_diff": parity(model, tokenizer, path),
+              "runtime_files": save_runtime_files(model, tokenizer, output_dir)}
     classifier = architecture == "EELBertForSequenceClassification" and eval_file is not None
     if classifier:
         result["accuracy"] = accuracy(onnx_session(path), tokenizer, eval_file)
@@ -154,4 +194,6 @@ def describe(result: dict) -> str:
             line += (f", accuracy {result['int8_accuracy']:.4f} "
                      f"({100 * (result['int8_accuracy'] - result['accuracy']):+.2f} points)")
         lines.append(line)
+    if "runtime_files" in result:
+        lines.append(f"for JavaScript and the browser (js/, examples/browser/): onnx/ with {', '.join(result['runtime_files'])}")
     return "\n".join(lines)
