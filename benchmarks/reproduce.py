@@ -9,6 +9,11 @@ validation epoch. So one run shows the gap between the variants at several pretr
     python benchmarks/reproduce.py --budget default --jobs 2    # 0 / 300 / 1,000 MLM steps: 1.5 hours on 2 CPU cores
     python benchmarks/reproduce.py --budget long --jobs 2       # 0 / 1,000 / 3,000 steps (docs/results.md): 4.5 hours
     python benchmarks/reproduce.py --budget large               # 0 / 5k / 20k / 60k steps of 128 x 128 tokens: a GPU
+    python benchmarks/reproduce.py --budget gpu --pretrain-seconds 240 --jobs 3 \
+        --variants uno-eelbert eelbert-tiny bert-tiny          # one GPU shared by 3 runs, 256 x 128 tokens, bf16
+
+`--pretrain-seconds S` ends each variant's pretraining after S seconds of training, at whatever step it reached (saved
+as its checkpoint and fine-tuned from); `--set key=value` changes one field of the budget (e.g. `--set batch=8`).
 
 Every finished fine-tuning writes `<output_dir>/<variant>/step<N>-seed<S>.json`; runs whose file exists are
 skipped, so an interrupted run continues where it stopped. results.json / results.md / mlm_loss.png
@@ -16,6 +21,7 @@ skipped, so an interrupted run continues where it stopped. results.json / result
 """
 
 import argparse
+import ast
 import glob
 import json
 import os
@@ -51,21 +57,33 @@ BUDGETS = {
                  corpus_cap=None, seeds=[0, 1, 2]),
     "large": dict(steps=[0, 5000, 20000, 60000], batch=128, seq=128, warmup=500, log_every=100, epochs=4,
                   train_cap=None, corpus_cap=None, seeds=[0, 1, 2]),
+    # one GPU for a few minutes (with --pretrain-seconds): the paper's 256 x 128 batches in bf16, fine-tuned at batch
+    # 32; 200k steps is a cap that the time limit ends first
+    "gpu": dict(steps=[0, 200_000], batch=256, seq=128, warmup=500, log_every=100, epochs=4, train_cap=None,
+                corpus_cap=None, seeds=[0], finetune_batch=32, precision="bf16", workers=2),
 }
 
 
-def save_at(steps, wall: dict, since: float):
+def save_at(steps, wall: dict, since: float, seconds: float | None = None):
     """Save a checkpoint at each of `steps`, and note the MLM seconds up to it in `wall` (`since`: the seconds
-    spent before this run, None if unknown)."""
+    spent before this run, None if unknown). With `seconds`, training also ends (and saves) once it has run that
+    long, counted from its first step."""
     from transformers import TrainerCallback
 
-    start = time.time()
-
     class SaveAt(TrainerCallback):
+        start = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.start is None:  # from the first step: model building and data packing do not count
+                self.start = time.time()
+
         def on_step_end(self, args, state, control, **kwargs):
+            elapsed = time.time() - self.start
             control.should_save = state.global_step in steps
+            if seconds is not None and elapsed >= seconds:
+                control.should_save = control.should_training_stop = True
             if control.should_save and since is not None:  # None: resumed from a run that kept no times
-                wall[state.global_step] = round(since + time.time() - start, 1)
+                wall[state.global_step] = round(since + elapsed, 1)
 
     return SaveAt()
 
@@ -81,14 +99,17 @@ def pretrain_variant(name, budget, args) -> tuple[str, list, dict]:
     preset, embedding_type, overrides = VARIANTS[name]
     out, steps = os.path.join(args.output_dir, name, "mlm"), [s for s in budget["steps"] if s > 0]
     curve_file, wall_file = os.path.join(out, "loss_curve.json"), os.path.join(out, "wall_s.json")
+    timed_file = os.path.join(out, "time_limited.json")  # the step a --pretrain-seconds run reached
     wall = {int(k): v for k, v in json.load(open(wall_file, encoding="utf-8")).items()} if os.path.exists(wall_file) else {}
     done = {int(d.split("-")[1]) for d in (os.listdir(out) if os.path.isdir(out) else [])  # complete checkpoints only
             if d.startswith("checkpoint-") and os.path.exists(os.path.join(out, d, "trainer_state.json"))}
-    todo = sorted(set(steps) - done)
+    seconds = getattr(args, "pretrain_seconds", None)
+    todo = [] if seconds and os.path.exists(timed_file) else sorted(set(steps) - done)
     if todo:
-        resume = max([d for d in done if d < todo[-1]], default=0)
+        resume = 0 if seconds else max([d for d in done if d < todo[-1]], default=0)
         resume_args = ["--resume_from_checkpoint", os.path.join(out, f"checkpoint-{resume}")] if resume else []
         caps = ["--max_train_samples", str(budget["corpus_cap"])] if budget["corpus_cap"] else []
+        precision = [f"--{budget['precision']}", "true"] if budget.get("precision") else []
         trainer = pretrain(*parse_training_args("pretrain", [
             "--preset", preset, "--embedding_type", embedding_type, "--config_overrides", overrides,
             "--train_files", *args.corpus, "--output_dir", out, "--max_steps", str(todo[-1]), *resume_args,
@@ -96,15 +117,25 @@ def pretrain_variant(name, budget, args) -> tuple[str, list, dict]:
             "constant_with_warmup", "--warmup_steps", str(budget["warmup"]), "--eval_strategy", "no",
             "--save_strategy", "no", "--logging_steps", str(budget["log_every"]), "--report_to", "none",
             "--disable_tqdm", "true", "--seed", str(args.pretrain_seed), "--per_device_train_batch_size",
-            str(budget["batch"]), "--dataloader_num_workers", "0", *caps]),
-            callbacks=[save_at(set(todo), wall, wall.get(resume) if resume else 0.0)])
+            str(budget["batch"]), "--dataloader_num_workers", str(budget.get("workers", 0)), *precision, *caps]),
+            callbacks=[save_at(set(todo), wall, wall.get(resume) if resume else 0.0, seconds)])
         curve = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]  # resumed: whole run
         with open(curve_file, "w", encoding="utf-8") as f:
             json.dump(curve, f)
         with open(wall_file, "w", encoding="utf-8") as f:
             json.dump(wall, f)
+        if seconds:
+            tokens_per_s = [e["tokens_per_s"] for e in trainer.state.log_history if "tokens_per_s" in e]
+            with open(timed_file, "w", encoding="utf-8") as f:
+                json.dump({"seconds": seconds, "step": trainer.state.global_step, "tokens_per_s": tokens_per_s}, f)
     curve = json.load(open(curve_file, encoding="utf-8")) if os.path.exists(curve_file) else []
     return out, curve, wall
+
+
+def reached_step(name, args) -> int | None:
+    """The step a `--pretrain-seconds` pretraining of `name` reached (None if it has not run)."""
+    path = os.path.join(args.output_dir, name, "mlm", "time_limited.json")
+    return json.load(open(path, encoding="utf-8"))["step"] if os.path.exists(path) else None
 
 
 def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
@@ -127,7 +158,8 @@ def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
         str(budget["epochs"]), "--learning_rate", str(args.finetune_lr), "--eval_strategy", "epoch",
         "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed),
         "--train_sampling_strategy", "group_by_length",  # batches of similar lengths: less padding, about half the time
-        "--per_device_train_batch_size", str(budget["batch"]), "--dataloader_num_workers", "0", *caps]))
+        "--per_device_train_batch_size", str(budget.get("finetune_batch", budget["batch"])),
+        "--dataloader_num_workers", "0", *caps]))
     by_epoch = {e["epoch"]: e["eval_accuracy"] for e in classifier.state.log_history if "eval_accuracy" in e}
     accuracies = list(by_epoch.values())  # one per epoch (the final evaluation repeats the last)
     losses = [loss for s, loss in curve if s <= step]
@@ -141,11 +173,17 @@ def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
 
 
 def run_variant(name, budget, args):
-    todo = [(step, seed) for step in budget["steps"] for seed in args.seeds or budget["seeds"]
+    steps = budget["steps"]
+    if args.pretrain_seconds:  # the pretrained cell is the step the time limit reached, known once pretrained
+        reached = reached_step(name, args)
+        steps = [s for s in steps if s == 0] + [reached if reached is not None else max(steps)]
+    todo = [(step, seed) for step in steps for seed in args.seeds or budget["seeds"]
             if not os.path.exists(os.path.join(args.output_dir, name, f"step{step}-seed{seed}.json"))]
     if not todo:
         return
     mlm_dir, curve, wall = pretrain_variant(name, budget, args) if any(s for s, _ in todo) else (None, [], {})
+    if args.pretrain_seconds and any(s for s, _ in todo):
+        todo = [(reached_step(name, args) if step else 0, seed) for step, seed in todo]
     for step, seed in todo:
         result = finetune_variant(name, step, seed, mlm_dir, curve, budget, args)
         result["pretrain_wall_s"] = wall.get(step, 0.0 if step == 0 else None)  # MLM seconds up to this checkpoint
@@ -198,6 +236,32 @@ def summarise(results) -> str:
     return "\n".join(rows)
 
 
+def summarise_timed(results, timed, seconds) -> str:
+    """One row per variant for a `--pretrain-seconds` run: accuracy without and after the pretraining, the steps and
+    MLM loss it reached, its median throughput."""
+    rows = [f"| variant | size (fp32) | no pretraining | after {seconds:.0f} s of MLM | MLM steps | MLM loss | "
+            "MLM tokens/s (median) |", "|---|---|---|---|---|---|---|"]
+    names = sorted({r["variant"] for r in results}, key=lambda n: list(VARIANTS).index(n))
+    for name in names:
+        mine = [r for r in results if r["variant"] == name]
+        cell = lambda rs: f"{100 * statistics.mean(r['best_accuracy'] for r in rs):.1f}" if rs else "–"  # noqa: E731
+        pretrained = [r for r in mine if r["step"] > 0]
+        info = timed.get(name, {})
+        loss = pretrained[0]["mlm_loss"] if pretrained and pretrained[0]["mlm_loss"] is not None else None
+        speed = statistics.median(info["tokens_per_s"]) if info.get("tokens_per_s") else None
+        rows.append(f"| {name} | {mine[0]['size_bytes'] / 1e6:.2f} MB | {cell([r for r in mine if r['step'] == 0])} | "
+                    f"{cell(pretrained)} | {info.get('step', '–'):,} | {'–' if loss is None else f'{loss:.3f}'} | "
+                    f"{'–' if speed is None else f'{speed:,.0f}'} |")
+    return "\n".join(rows)
+
+
+def collect_timed(output_dir) -> dict:
+    timed = {}
+    for path in glob.glob(os.path.join(output_dir, "*", "mlm", "time_limited.json")):
+        timed[os.path.basename(os.path.dirname(os.path.dirname(path)))] = json.load(open(path, encoding="utf-8"))
+    return timed
+
+
 def plot(curves, path):
     try:
         import matplotlib
@@ -237,15 +301,26 @@ def main(argv=None):
     parser.add_argument("--mlm-lr", type=float, default=1e-3)
     parser.add_argument("--finetune-lr", type=float, default=5e-4)
     parser.add_argument("--output_dir", default="out/reproduce")
+    parser.add_argument("--pretrain-seconds", type=float, default=None,
+                        help="end each pretraining after this many seconds of training (at the step it reached)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change one budget field, e.g. --set batch=8 --set precision=None")
     parser.add_argument("--no-report", action="store_true", help="only run, leave the report to the caller")
     args = parser.parse_args(argv)
     budget = dict(BUDGETS[args.budget], **({"steps": sorted(set(args.steps))} if args.steps else {}))
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in budget and key not in ("finetune_batch", "precision", "workers"):
+            raise SystemExit(f"--set {item}: the budget has no field {key!r} (fields: {', '.join(budget)})")
+        budget[key] = ast.literal_eval(value)
     os.makedirs(args.output_dir, exist_ok=True)
     if args.jobs > 1 and len(args.variants) > 1:  # one process per variant, `jobs` at a time, one thread each
         child = ["--budget", args.budget, "--pretrain-seed", str(args.pretrain_seed), "--corpus", *args.corpus,
                  "--sentiment", args.sentiment, "--mlm-lr", str(args.mlm_lr), "--finetune-lr", str(args.finetune_lr),
                  "--output_dir", args.output_dir, *(["--seeds", *map(str, args.seeds)] if args.seeds else []),
-                 *(["--steps", *map(str, args.steps)] if args.steps else [])]
+                 *(["--steps", *map(str, args.steps)] if args.steps else []),
+                 *(["--pretrain-seconds", str(args.pretrain_seconds)] if args.pretrain_seconds else []),
+                 *[f"--set={item}" for item in args.set]]
         running = []
         for name in args.variants:
             while sum(p.poll() is None for p in running) >= args.jobs:
@@ -265,10 +340,12 @@ def main(argv=None):
     if args.no_report:
         return None
     results, curves = collect(args.output_dir)
-    table = summarise(results)
+    timed = collect_timed(args.output_dir) if args.pretrain_seconds else {}
+    table = summarise_timed(results, timed, args.pretrain_seconds) if args.pretrain_seconds else summarise(results)
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({"budget": args.budget, **budget, "command": "python benchmarks/reproduce.py " + " ".join(argv),
-                   "results": results, "mlm_curves": curves}, f, indent=1)
+        json.dump({"budget": args.budget, **budget, "pretrain_seconds": args.pretrain_seconds,
+                   "command": "python benchmarks/reproduce.py " + " ".join(argv), "results": results,
+                   "pretraining": timed, "mlm_curves": curves}, f, indent=1)
     with open(os.path.join(args.output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     plot(curves, os.path.join(args.output_dir, "mlm_loss.png"))
