@@ -1,6 +1,6 @@
 // Shared by the tests: the Python interpreter with eelbert_hf, an exported model folder, a file reader.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -23,11 +23,14 @@ export function python() {
 
 /** Runs js/scripts/python_reference.py with `args`; returns nothing (it writes its JSON to a path in `args`). */
 export function pythonReference(...args) {
-  execFileSync(python(), [join(REPO, "js", "scripts", "python_reference.py"), ...args], { stdio: ["ignore", "inherit", "inherit"] });
+  execFileSync(python(), [join(REPO, "js", "scripts", "python_reference.py"), ...args], { stdio: ["ignore", 2, 2] });
 }
 
+/** A fresh temporary folder, removed when the test process exits (the Python side's JSON is ~20 MB). */
 export function tempDir(prefix) {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** $EELBERT_EXPORT_DIR (a folder written by `eelbert export ... --onnx --quantize`), else a fresh export of the
@@ -36,7 +39,7 @@ export function exportedFolder() {
   const given = process.env.EELBERT_EXPORT_DIR;
   const folder = given ?? join(tempDir("eelbert-export-"), "uno-rt");
   if (!given) {
-    execFileSync(python(), ["-m", "eelbert_hf", "export", "bundled", folder, "--onnx", "--quantize"], { stdio: ["ignore", "inherit", "inherit"] });
+    execFileSync(python(), ["-m", "eelbert_hf", "export", "bundled", folder, "--onnx", "--quantize"], { stdio: ["ignore", 2, 2] });
   }
   for (const name of ["config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model_quantized.onnx"]) {
     if (!existsSync(join(folder, name))) throw new Error(`${folder} has no ${name}: write it with eelbert export ... --onnx --quantize`);
