@@ -71,9 +71,9 @@ def test_multiple_choice_scores_each_choice_alone(tokenizer):
 
 def test_multiple_choice_rejects_inputs_without_a_choice_axis(batch):
     model = EELBertForMultipleChoice(small_config()).eval()
-    with pytest.raises(ValueError, match=r"input_ids must be a tensor of shape \(batch, num_choices, seq_len\)"):
+    with pytest.raises(ValueError, match=r"ngram_ids must have shape \(batch, num_choices, seq_len, 48\)"):
         model(**batch)
     stacked = {k: v[:, None] for k, v in batch.items()}
     stacked["ngram_ids"] = stacked["ngram_ids"][:, :, :-1]
-    with pytest.raises(ValueError, match="does not match input_ids"):
+    with pytest.raises(ValueError, match=r"input_ids must have shape \(3, 1, \d+\) to match"):
         model(**stacked)

@@ -335,23 +335,15 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
 
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
-        for name, tensor, dims in (("input_ids", input_ids, 3), ("attention_mask", attention_mask, 3),
-                                   ("token_type_ids", token_type_ids, 3), ("ngram_ids", ngram_ids, 4),
-                                   ("inputs_embeds", inputs_embeds, 4)):
-            if tensor is not None and (not isinstance(tensor, torch.Tensor) or tensor.dim() != dims):
-                axes = "(batch, num_choices, seq_len" + (", *)" if dims == 4 else ")")
-                raise ValueError(f"multiple choice: {name} must be a tensor of shape {axes}, got "
-                                 f"{tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__}")
-        if ngram_ids is not None and input_ids is not None and tuple(ngram_ids.shape[:3]) != tuple(input_ids.shape):
-            raise ValueError(f"multiple choice: ngram_ids shape {tuple(ngram_ids.shape)} does not match input_ids "
-                             f"shape {tuple(input_ids.shape)}")
-        if ngram_ids is not None:
-            if input_ids is None and inputs_embeds is None:  # BERT's forward reads num_choices off one of them
-                batch, choices, seq = ngram_ids.shape[:3]
-                embeds = self.bert.embeddings.token_embeddings(None, ngram_ids.flatten(0, 1))  # (B*C, S, d)
-                inputs_embeds = embeds.view(batch, choices, seq, -1)  # (B*C, S, d) -> (B, C, S, d)
-            else:
-                kwargs["ngram_ids"] = ngram_ids.flatten(0, 1)  # (B, C, S, K) -> (B*C, S, K)
+        if ngram_ids is not None and inputs_embeds is None:  # embed (B*C, S, K); BERT reads C off inputs_embeds
+            hint = "multiple-choice inputs have a choice axis: (batch, num_choices, seq_len, ...)"
+            width = self.config.max_ngrams_per_token
+            _check_ids("ngram_ids", ngram_ids, hint, shape=("batch", "num_choices", "seq_len", width))
+            if input_ids is not None:
+                _check_ids("input_ids", input_ids, hint, shape=tuple(ngram_ids.shape[:3]))
+                input_ids = input_ids.flatten(0, 1)  # (B, C, S) -> (B*C, S)
+            embeds = self.bert.embeddings.token_embeddings(input_ids, ngram_ids.flatten(0, 1))  # (B*C, S, d)
+            inputs_embeds, input_ids = embeds.view(*ngram_ids.shape[:3], -1), None  # -> (B, C, S, d)
         if labels is not None and not isinstance(labels, torch.Tensor):
             raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
