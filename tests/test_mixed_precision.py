@@ -19,12 +19,13 @@ from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 from eelbert_hf.training import TrainerCallback, pretrain
 
 TEXT = os.path.join(os.path.dirname(eelbert_hf.__file__), "data", "brown_sample.txt")
-NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh "
-                                                                       "runs this file on one)")
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (torch.cuda.is_available() "
+                                "is False); benchmarks/gpu_check.sh runs these cases on one")
 DEVICES = ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)]
-# (device, autocast dtype): CPU autocasts to bfloat16 (and float16); CUDA to both
-AUTOCASTS = [("cpu", torch.bfloat16), ("cpu", torch.float16), pytest.param("cuda", torch.float16, marks=NEEDS_CUDA),
-             pytest.param("cuda", torch.bfloat16, marks=NEEDS_CUDA)]
+# (device, autocast dtype): CPU and CUDA autocast to bfloat16 and float16
+AUTOCASTS = [pytest.param("cpu", torch.bfloat16, id="cpu-bf16"), pytest.param("cpu", torch.float16, id="cpu-fp16"),
+             pytest.param("cuda", torch.float16, marks=NEEDS_CUDA, id="cuda-fp16"),
+             pytest.param("cuda", torch.bfloat16, marks=NEEDS_CUDA, id="cuda-bf16")]
 SLOW_ON_CPU = "inductor takes about 100 s to compile the whole model on a 2-core CPU; set EELBERT_SLOW_TESTS=1 to run it"
 
 

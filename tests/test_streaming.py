@@ -102,6 +102,31 @@ def test_resume_mid_stream_with_gradient_accumulation_matches_an_uninterrupted_r
     assert steps[-1]["num_input_tokens_seen"] > 0.95 * 6 * 2 * 8 * 32
 
 
+def test_ignore_data_skip_resumes_from_the_saved_stream_position(tmp_path, monkeypatch):
+    collated = []
+    collate = eelbert_hf.training.DataCollatorForEELBertMLM.__call__
+
+    def record(self, features, return_tensors=None):
+        collated.append([list(f["input_ids"]) for f in features])
+        return collate(self, features, return_tensors)
+
+    monkeypatch.setattr(eelbert_hf.training.DataCollatorForEELBertMLM, "__call__", record)
+    common = ["--streaming", "true", "--train_files", TEXT, "--max_train_samples", "2000", "--max_steps", "6",
+              "--save_steps", "3", "--shuffle_buffer_size", "0", "--eval_strategy", "no", "--ignore_data_skip",
+              "true", *SMALL_RUN]
+    out = str(tmp_path / "fast")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(*parse_training_args("pretrain", ["--output_dir", out, *common]), callbacks=[CrashAt(5)])
+    first_run, collated[:] = list(collated), []
+    assert os.path.exists(os.path.join(out, "checkpoint-3", "stream_state-rank0.json"))
+    trainer = pretrain(*parse_training_args("pretrain", ["--output_dir", out, "--resume", "true", *common]))
+    assert trainer.state.global_step == 6
+    # no replay: the resumed run's first batch is the stream's fifth (3 trained, 1 fetched ahead at the checkpoint)
+    assert collated[0] == first_run[4] and len(collated) <= 4
+    with pytest.raises(ValueError, match="--dataloader_num_workers 0"):
+        pretrain(*parse_training_args("pretrain", ["--output_dir", out, *common, "--dataloader_num_workers", "2"]))
+
+
 def test_a_short_stream_is_read_again_with_new_masks(tmp_path):
     # 30 lines make 30 blocks, 4 batches of at most 8: 12 steps take 3 passes
     trainer = pretrain(*parse_training_args("pretrain", [
@@ -109,6 +134,18 @@ def test_a_short_stream_is_read_again_with_new_masks(tmp_path):
         "--save_strategy", "no", "--output_dir", str(tmp_path), *SMALL_RUN]))
     assert trainer.state.global_step == 12
     assert trainer.data_collator.epoch == 2  # the third pass masks for epoch 2
+
+
+def test_resume_after_the_stream_wrapped_begins_that_pass_again(tmp_path):
+    # 4 batches a pass: the checkpoint at step 6 lies 2 batches into the second pass
+    common = ["--streaming", "true", "--train_files", TEXT, "--max_train_samples", "30", "--max_steps", "10",
+              "--save_steps", "6", "--eval_strategy", "no", *SMALL_RUN]
+    out = str(tmp_path / "wrapped")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(*parse_training_args("pretrain", ["--output_dir", out, *common]), callbacks=[CrashAt(7)])
+    trainer = pretrain(*parse_training_args("pretrain", ["--output_dir", out, "--resume", "true", *common]))
+    assert trainer.state.global_step == 10  # it trains on to --max_steps (no empty-epoch stop)
+    assert trainer.data_collator.epoch == 1  # steps 7-10: the second pass from its first batch
 
 
 WORDS_A = ["river", "mountain", "forest", "valley", "ocean", "island", "desert", "meadow", "canyon", "glacier"]
@@ -150,7 +187,7 @@ def test_two_processes_read_disjoint_shards(tmp_path, tokenizer):
                str(driver), str(seen), "--streaming", "true", "--train_files", *files, "--output_dir", out,
                "--max_steps", "3", "--save_strategy", "no", "--eval_strategy", "no", *SMALL_RUN]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})  # gloo on CPU
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world_size=2" in proc.stdout and "steps=3" in proc.stdout
     special = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id}

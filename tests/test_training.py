@@ -148,8 +148,8 @@ def test_data_parallel_on_cpu_with_two_processes(tmp_path):
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                os.path.join(REPO, "examples", "pretrain_mlm.py"), "--train_files", TEXT, "--output_dir", out,
                "--max_steps", "3", "--save_steps", "3", "--eval_steps", "3", *SMALL_RUN]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600,  # gloo on CPU, also beside a GPU
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world_size=2" in proc.stdout and "steps=3" in proc.stdout
     assert os.path.exists(os.path.join(out, "model.safetensors"))

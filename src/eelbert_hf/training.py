@@ -104,6 +104,46 @@ class TokensPerSecondCallback(TrainerCallback):
                 state.log_history[-1]["tokens_per_s"] = logs["tokens_per_s"]  # trainer_state.json keeps it too
 
 
+class StreamPositionCallback(TrainerCallback):
+    """`--streaming` with `--ignore_data_skip true`: a fast, approximate resume. Each checkpoint keeps where every
+    process's stream stood (datasets' `IterableDataset.state_dict()`, in `stream_state-rank<N>.json`); a resumed
+    run continues each stream from there instead of replaying it from the start. Not trained on: the blocks that
+    were in the shuffle buffer (it refills from the stream) and the batch the loader had fetched ahead. The
+    position is that of the first pass (a stream's `state_dict` applies to the pass it was taken in), and it is
+    read in the main process, hence `--dataloader_num_workers 0`."""
+
+    FILE = "stream_state-rank{}.json"
+
+    def __init__(self):
+        self.resume_from, self.stream = None, None
+
+    @staticmethod
+    def stream_of(train_dataloader):
+        """The datasets IterableDataset a prepared loader iterates (accelerate may have sharded or wrapped it)."""
+        from accelerate.data_loader import IterableDatasetShard
+
+        dataset = getattr(train_dataloader, "dataset", None)
+        return dataset.dataset if isinstance(dataset, IterableDatasetShard) else dataset
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.stream = self.stream_of(train_dataloader)
+        if self.resume_from is None:
+            return
+        path = os.path.join(self.resume_from, self.FILE.format(args.process_index))
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                self.stream.load_state_dict(json.load(f))
+        elif args.process_index == 0:
+            print(f"{self.resume_from} keeps no stream position ({os.path.basename(path)}): the stream starts from its "
+                  "beginning")
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, self.FILE.format(args.process_index)), "w", encoding="utf-8") as f:
+            json.dump(self.stream.state_dict(), f)
+
+
 @dataclass
 class ModelArguments:
     preset: str = field(default="uno", metadata={"help": "base | mini | tiny | uno (ignored with --config)"})
@@ -295,6 +335,9 @@ def _train(trainer: Trainer, training_args: TrainingArguments, resume: bool):
         checkpoint = last_complete_checkpoint(training_args.output_dir)
         if checkpoint is None:
             print(f"--resume: no complete checkpoint in {training_args.output_dir}, starting from scratch")
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, StreamPositionCallback):
+            callback.resume_from = checkpoint
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     trainer.save_state()  # trainer_state.json (the loss history) next to the final model
@@ -318,10 +361,11 @@ def pretrain(model_args: ModelArguments, data: DataArguments, training_args: Tra
             blocks = mlm_blocks(load_raw_datasets(data, split_for_eval=True), tokenizer, data)
         train, evaluation = blocks["train"], blocks.get("validation")
     collator = DataCollatorForEELBertMLM(tokenizer, mlm_probability=data.mlm_probability, seed=training_args.seed)
+    fast_resume = [StreamPositionCallback()] if data.streaming and training_args.ignore_data_skip else []
     trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
                       data_collator=collator, processing_class=tokenizer,
                       callbacks=[MLMEpochCallback(collator, streaming=data.streaming), TokensPerSecondCallback(),
-                                 *(callbacks or [])])
+                                 *fast_resume, *(callbacks or [])])
     return _train(trainer, training_args, data.resume)
 
 
@@ -331,6 +375,10 @@ def check_streaming_args(data: DataArguments, training_args: TrainingArguments):
         raise ValueError("--streaming needs --max_steps N: a stream has no length, so the run's length is given in "
                          "optimizer steps (each reads per_device_train_batch_size x gradient_accumulation_steps "
                          "blocks per process)")
+    if training_args.ignore_data_skip and training_args.dataloader_num_workers > 0:
+        raise ValueError("--streaming --ignore_data_skip true keeps each stream's position from the main process, "
+                         "which loader workers bypass: use --dataloader_num_workers 0, or resume exactly (the "
+                         "default, --ignore_data_skip false)")
 
 
 def prepare_streaming(train, evaluation, training_args: TrainingArguments):
