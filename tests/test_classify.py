@@ -110,6 +110,25 @@ def test_missing_folders_and_files_are_named_in_one_line(command):
     assert message.startswith("eelbert: error:") and ("no folder" in message or "no such file" in message)
 
 
+def test_an_unreachable_hub_name_fails_at_once_in_one_line(monkeypatch, tmp_path):
+    """Without a network, a Hub name that is not in the cache is refused before huggingface_hub's retries start."""
+    import socket
+
+    from huggingface_hub import constants
+
+    from eelbert_hf.cli import main
+
+    def no_network(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    with pytest.raises(ValueError, match=r"'someorg/somemodel' is not in the local Hub cache and huggingface.co cannot "
+                                         r"be reached \(Name or service not known\): pass a local folder"):
+        main(["classify", "--model", "someorg/somemodel", "fine"])
+
+
 def test_export_prints_its_result_without_progress_bars(tmp_path):
     import subprocess
     import sys

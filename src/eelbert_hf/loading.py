@@ -24,7 +24,26 @@ def check_model_path(name_or_path: str, flag: str | None = None) -> str:
     if looks_local:
         raise ValueError(f"{flag + ': ' if flag else ''}no folder {name_or_path!r} (and it is not a Hub name like "
                          "org/name)")
+    check_hub_reachable(name_or_path, flag)
     return name_or_path
+
+
+def check_hub_reachable(repo_id: str, flag: str | None = None) -> None:
+    """A ValueError at once for a Hub name that is neither in the local cache nor downloadable because the Hub's
+    host name does not resolve (no network), instead of huggingface_hub's retries (about 30 s)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE or isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        return  # offline mode fails fast by itself; a cached download loads without the network
+    host = urlparse(constants.ENDPOINT).hostname
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as error:
+        raise ValueError(f"{flag + ': ' if flag else ''}{repo_id!r} is not in the local Hub cache and {host} cannot be "
+                         f"reached ({error.strerror or error}): pass a local folder, or connect and try again") from None
 
 
 def check_compatible(config: EELBertConfig, tokenizer) -> None:
