@@ -73,8 +73,8 @@ class MLMEpochCallback(TrainerCallback):
     """Tells the MLM collator which epoch it is masking for (so each epoch masks differently).
 
     A map-style dataset's epoch is `state.epoch` (whole on an epoch's first step, also after a resume). A stream has
-    no length: Trainer runs its passes as epochs 0, 1, ... of one `max_steps`-long "epoch" and restarts that count
-    at 0 on a resume, so for a stream the epoch is the number of passes this `train()` call has begun."""
+    no length: Trainer makes each pass over it an epoch and, on a resume, counts them from 0 again (replaying the
+    stream from its start), so for a stream the epoch is the number of passes this `train()` call has begun."""
 
     def __init__(self, collator: DataCollatorForEELBertMLM, streaming: bool = False):
         self.collator, self.streaming, self.passes = collator, streaming, 0
