@@ -11,6 +11,7 @@ from transformers import AutoTokenizer, BertTokenizer, DataCollatorWithPadding
 from conftest import SENTENCES
 import eelbert_hf
 from eelbert_hf import EELBertTokenizer
+from eelbert_hf.classify import BUNDLED_CLASSIFIER as BUNDLED_MODEL
 from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
 
 
@@ -165,3 +166,12 @@ def test_return_ngram_ids_false_leaves_them_to_the_collator(tokenizer):
     batch = DataCollatorWithPadding(tokenizer)(features)
     assert torch.equal(batch["ngram_ids"], tokenizer(SENTENCES[:3], truncation=True, max_length=16, padding=True,
                                                      return_tensors="pt")["ngram_ids"])
+
+
+@pytest.mark.parametrize("make", [lambda: EELBertTokenizer(vocab_file="vocab.txt"), lambda: EELBertTokenizer(),
+                                  lambda: EELBertTokenizer.from_pretrained(BUNDLED_MODEL)])
+def test_a_tokenizer_without_a_vocabulary_is_refused(make):
+    """transformers v5 ignores `vocab_file=`, and a model folder without tokenizer files loads 5 special tokens: every
+    word would become [UNK] and every text would get the same answer."""
+    with pytest.raises(ValueError, match="no WordPiece vocabulary"):
+        make()

@@ -66,6 +66,10 @@ class EELBertTokenizer(BertTokenizer):
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, hash_scheme=hash_scheme, ngram_min_n=ngram_min_n, ngram_max_n=ngram_max_n,
                          max_ngrams_per_token=max_ngrams_per_token, feature_type=feature_type, **kwargs)
+        if self.backend_tokenizer.get_vocab_size(with_added_tokens=False) <= len(self.all_special_tokens):
+            raise ValueError("the tokenizer has no WordPiece vocabulary (every word would be [UNK]): load it from a folder "
+                             "with vocab.txt or tokenizer.json, pass vocab=<path to vocab.txt>, or use "
+                             "EELBertTokenizer.from_bundled_vocab()")
 
     @classmethod
     def from_bundled_vocab(cls, **kwargs):
