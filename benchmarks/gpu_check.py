@@ -246,7 +246,8 @@ def reproduce_result(folder: str) -> dict | None:
         with open(os.path.join(folder, "results.md"), encoding="utf-8") as f:
             return dict(summary, table=f.read().strip())
     cells = [_read_json(p) for p in sorted(glob.glob(os.path.join(folder, "*", "step*-seed*.json")))]
-    timed = {p.split(os.sep)[-3]: _read_json(p) for p in glob.glob(os.path.join(folder, "*", "mlm", "time_limited.json"))}
+    timed = {p.split(os.sep)[-3]: _read_json(p)
+             for p in glob.glob(os.path.join(folder, "*", "mlm", "time_limited.json"))}
     return dict(partial=True, results=cells, pretraining=timed) if cells or timed else None
 
 
@@ -290,7 +291,8 @@ def report(out_dir: str) -> dict:
             f"no CUDA device (torch {environment_info.get('torch')}: torch.cuda.is_available() is "
             f"{environment_info.get('cuda_available')}; asked for --device {run.get('device_requested')}): the CUDA "
             "test cases skip, bench and reproduce ran on CPU")))
-    ok = bool(parts) and all(p.get("status") in ("ok", "skipped") for p in parts.values()) and not run.get("device_note")
+    ok = (bool(parts) and all(p.get("status") in ("ok", "skipped") for p in parts.values())
+          and not run.get("device_note"))  # --device cuda without a GPU is not a passed GPU check
     document = dict(run, environment=environment_info or None, parts=parts, skipped=skipped, ok=ok)
     with open(os.path.join(out_dir, "gpu_check.json"), "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1)

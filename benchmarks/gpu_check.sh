@@ -47,7 +47,10 @@ while (($#)); do
         *) echo "gpu_check.sh: unknown option $1 (see the comment at the top of the script)" >&2; exit 2 ;;
     esac
 done
-case $DEVICE in auto | cuda | cpu) ;; *) echo "gpu_check.sh: --device auto, cuda or cpu, not $DEVICE" >&2; exit 2 ;; esac
+case $DEVICE in
+    auto | cuda | cpu) ;;
+    *) echo "gpu_check.sh: --device auto, cuda or cpu, not $DEVICE" >&2; exit 2 ;;
+esac
 case $BUDGET in full | tiny) ;; *) echo "gpu_check.sh: --budget full or tiny, not $BUDGET" >&2; exit 2 ;; esac
 [ "$DEVICE" = cpu ] && export CUDA_VISIBLE_DEVICES=""  # cpu: the parts must not find a GPU either
 
@@ -125,7 +128,8 @@ part() { # part NAME LIMIT COMMAND...: COMMAND under `timeout LIMIT`, its output
     shift 2
     if ((limit < 10)); then
         echo "== $name: skipped, the deadline leaves ${limit} s"
-        status "$name" skipped 0 null "not run: within the deadline (--seconds $SECONDS_TOTAL), after the time kept for the later parts, ${limit} s were left for it"
+        status "$name" skipped 0 null "not run: within the deadline (--seconds $SECONDS_TOTAL), after the time kept \
+for the later parts, ${limit} s were left for it"
         return 1
     fi
     echo "== $name (at most ${limit} s; $(left) s left of the run)"
@@ -175,7 +179,10 @@ write_run
 # -- data: the shared sets when present, else the bundled samples
 if [ -z "$DATA" ]; then
     for candidate in shared/data ../shared/data; do
-        [ -f "$candidate/corpus/brown.txt" ] && [ -d "$candidate/sentiment/rotten_tomatoes" ] && DATA=$candidate && break
+        if [ -f "$candidate/corpus/brown.txt" ] && [ -d "$candidate/sentiment/rotten_tomatoes" ]; then
+            DATA=$candidate
+            break
+        fi
     done
 fi
 if [ -n "$DATA" ]; then

@@ -26,7 +26,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)]
 AUTOCASTS = [pytest.param("cpu", torch.bfloat16, id="cpu-bf16"), pytest.param("cpu", torch.float16, id="cpu-fp16"),
              pytest.param("cuda", torch.float16, marks=NEEDS_CUDA, id="cuda-fp16"),
              pytest.param("cuda", torch.bfloat16, marks=NEEDS_CUDA, id="cuda-bf16")]
-SLOW_ON_CPU = "inductor takes about 100 s to compile the whole model on a 2-core CPU; set EELBERT_SLOW_TESTS=1 to run it"
+SLOW_ON_CPU = ("inductor takes about 100 s to compile the whole model on a 2-core CPU; set EELBERT_SLOW_TESTS=1 to "
+               "run it")
 
 
 def ngram_batch(tokenizer, device):

@@ -10,7 +10,7 @@ from .training import DataArguments, ModelArguments
 PRETRAIN_DEFAULTS = ["--eval_strategy", "steps", "--eval_steps", "500", "--save_steps", "500", "--logging_steps",
                      "50", "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "1e-3",
                      "--per_device_train_batch_size", "32",
-                     "--include_num_input_tokens_seen", "true"]  # Trainer's token count ("all"), for tokens/s in the logs
+                     "--include_num_input_tokens_seen", "true"]  # Trainer's token count ("all"): tokens/s in the logs
 FINETUNE_DEFAULTS = ["--eval_strategy", "epoch", "--save_strategy", "epoch", "--logging_steps", "50",
                      "--report_to", "none", "--dataloader_pin_memory", "false", "--learning_rate", "5e-4",
                      "--per_device_train_batch_size", "32", "--num_train_epochs", "3"]

@@ -354,7 +354,8 @@ def pretrain(model_args: ModelArguments, data: DataArguments, training_args: Tra
     tokenizer = load_tokenizer(model_args.tokenizer, config)
     model = load_model(EELBertForMaskedLM, model_args, config, tokenizer)
     if data.streaming:
-        train, evaluation = mlm_stream(load_raw_datasets(data, split_for_eval=True), tokenizer, data, training_args.seed)
+        raw = load_raw_datasets(data, split_for_eval=True)
+        train, evaluation = mlm_stream(raw, tokenizer, data, training_args.seed)
         prepare_streaming(train, evaluation, training_args)
     else:
         with training_args.main_process_first(desc="dataset preprocessing"):
