@@ -1,17 +1,23 @@
-"""`eelbert bench`: an EELBERT classifier's `pipeline("text-classification")` against a transformers BERT of the
-same dimensions (`BertForSequenceClassification` + `BertTokenizerFast` on the same vocabulary), in one process.
+"""`eelbert bench`: the paths users take, an EELBERT classifier against a transformers BERT of the same dimensions
+(`BertForSequenceClassification` + `BertTokenizerFast` on the same vocabulary), measured in the same run.
 
-The two pipelines run on the same texts in alternation (EELBERT, BERT, EELBERT, ...), so background load hits
-both alike; a row is the median texts per second of each and their ratio EELBERT / BERT. The BERT twin has
-random weights: its speed, not its answers, is what is compared.
+Rows: `pipeline("text-classification")` and `pipeline("feature-extraction")` at each batch size; `eelbert classify
+--file` against the same texts through a transformers pipeline of the saved twin, process start to last label; the
+int8 ONNX models under onnxruntime, features included (our tokenizer + `ngram_ids`, BERT's tokenizer). The two
+sides run on the same texts in alternation (EELBERT, BERT, EELBERT, ...), so background load hits both alike; a
+row is the median texts per second of each and their ratio EELBERT / BERT. The BERT twin has random weights: its
+speed, not its answers, is what is compared.
 """
 
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
-from .classify import BUNDLED_CLASSIFIER, load_classifier
+from .classify import BUNDLED_CLASSIFIER, load_classifier, resolve
 
 SAMPLE = os.path.join(os.path.dirname(BUNDLED_CLASSIFIER), "rt_sample_validation.jsonl")
 
@@ -39,25 +45,128 @@ def bert_twin_pipeline(config):
     return pipeline("text-classification", model=model, tokenizer=tokenizer)
 
 
-def pipeline_throughput(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3) -> list:
-    """[{"batch_size", "eelbert_texts_per_s", "bert_texts_per_s", "ratio"}, ...] for each batch size."""
+def _race(runs: dict, texts: list[str], batch_sizes, repeats: int, what: str) -> list:
+    """Time `runs[name](texts, batch_size)` for "eelbert" and "bert" in alternation: one row per batch size."""
     if not texts:
         raise ValueError("no texts to time")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    eelbert = load_classifier(model)
-    pipes = {"eelbert": eelbert, "bert": bert_twin_pipeline(eelbert.model.config)}
     rows = []
     for batch_size in batch_sizes:
-        seconds = {name: [] for name in pipes}
-        for name, pipe in pipes.items():  # warm-up: first calls build caches and pick kernels
-            pipe(texts[:batch_size], batch_size=batch_size, truncation=True, max_length=128)
+        seconds = {name: [] for name in runs}
+        for run in runs.values():  # warm-up: first calls build caches and pick kernels
+            run(texts[:batch_size], batch_size)
         for _ in range(repeats):
-            for name, pipe in pipes.items():
+            for name, run in runs.items():
                 start = time.perf_counter()
-                pipe(texts, batch_size=batch_size, truncation=True, max_length=128)
+                run(texts, batch_size)
                 seconds[name].append(time.perf_counter() - start)
         rate = {name: len(texts) / statistics.median(s) for name, s in seconds.items()}
-        rows.append({"batch_size": batch_size, "eelbert_texts_per_s": rate["eelbert"],
+        rows.append({"what": what, "batch_size": batch_size, "eelbert_texts_per_s": rate["eelbert"],
                      "bert_texts_per_s": rate["bert"], "ratio": rate["eelbert"] / rate["bert"]})
+    return rows
+
+
+def _pipeline_run(pipe):
+    return lambda texts, batch_size: pipe(texts, batch_size=batch_size, truncation=True, max_length=128)
+
+
+def pipeline_throughput(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3,
+                        task: str = "text-classification") -> list:
+    """[{"what", "batch_size", "eelbert_texts_per_s", "bert_texts_per_s", "ratio"}, ...] for each batch size, for a
+    text-classification or a feature-extraction pipeline (the classifier's encoder, BERT's `BertModel`)."""
+    from transformers import pipeline
+
+    eelbert = load_classifier(model)
+    bert = bert_twin_pipeline(eelbert.model.config)
+    if task == "feature-extraction":
+        eelbert = pipeline(task, model=eelbert.model.bert, tokenizer=eelbert.tokenizer)
+        bert = pipeline(task, model=bert.model.bert, tokenizer=bert.tokenizer)
+    elif task != "text-classification":
+        raise ValueError(f"task must be text-classification or feature-extraction, got {task!r}")
+    runs = {"eelbert": _pipeline_run(eelbert), "bert": _pipeline_run(bert)}
+    return _race(runs, texts, batch_sizes, repeats, f"pipeline {task}")
+
+
+BERT_CLASSIFY = ("import sys, transformers; transformers.logging.disable_progress_bar(); "
+                 "pipe = transformers.pipeline('text-classification', model=sys.argv[1]); "
+                 "texts = [t for t in open(sys.argv[2], encoding='utf-8').read().splitlines() if t.strip()]; "
+                 "print('\\n'.join(r['label'] for r in pipe(texts, batch_size=64, truncation=True, max_length=128)))")
+
+
+def classify_file_throughput(texts: list[str], model: str | None = None, repeats: int = 3) -> list:
+    """`eelbert classify --file` (process start to last label) against the same texts through
+    `transformers.pipeline("text-classification")` of the saved BERT twin in a fresh process of its own."""
+    eelbert = load_classifier(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path, twin = os.path.join(tmp, "texts.txt"), os.path.join(tmp, "bert-twin")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(t.replace("\n", " ") for t in texts) + "\n")
+        bert = bert_twin_pipeline(eelbert.model.config)
+        bert.model.save_pretrained(twin)
+        bert.tokenizer.save_pretrained(twin)
+        model_args = [] if model in (None, "bundled") else ["--model", model]
+        commands = {"eelbert": [sys.executable, "-m", "eelbert_hf", "classify", *model_args, "--file", path],
+                    "bert": [sys.executable, "-c", BERT_CLASSIFY, twin, path]}
+
+        def run(command):
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0 or len(result.stdout.splitlines()) != len(texts):
+                raise RuntimeError(f"{command[:4]} failed: {result.stderr[-2000:]}")
+
+        runs = {name: (lambda texts_, batch_size, command=command: run(command)) for name, command in commands.items()}
+        return _race(runs, texts, [64], repeats, "classify --file, process start to last label")
+
+
+def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3) -> list:
+    """The int8 ONNX classifier under onnxruntime with our features (tokenizer + `ngram_ids`) against an int8 ONNX
+    BERT twin under onnxruntime with BERT's tokenizer (both dynamic-quantised the same way; needs the onnx extra)."""
+    import torch
+
+    from . import onnx_export
+
+    eelbert = load_classifier(model)
+    bert = bert_twin_pipeline(eelbert.model.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        ours = onnx_export.export(resolve(model), os.path.join(tmp, "eelbert"), quantize=True)["onnx_int8"]
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        sample = bert.tokenizer(texts[:2], padding=True, return_tensors="pt")
+        dim = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
+        twin = os.path.join(tmp, "bert.onnx")
+        with torch.no_grad():
+            torch.onnx.export(bert.model.eval(), (), twin, kwargs={n: sample[n] for n in names}, input_names=list(names),
+                              output_names=["logits"], dynamic_shapes={n: dim for n in names}, dynamo=True,
+                              external_data=False, verbose=False)
+        sessions = {"eelbert": onnx_export.onnx_session(ours),
+                    "bert": onnx_export.onnx_session(onnx_export.quantize_onnx(twin, twin.replace(".onnx", "_int8.onnx")))}
+        tokenizers = {"eelbert": eelbert.tokenizer, "bert": bert.tokenizer}
+
+        def runner(name):
+            session, tokenizer = sessions[name], tokenizers[name]
+            inputs = [i.name for i in session.get_inputs()]
+
+            def run(texts_, batch_size):
+                for start in range(0, len(texts_), batch_size):
+                    encoded = tokenizer(texts_[start : start + batch_size], padding=True, truncation=True,
+                                        max_length=128, return_tensors="np")
+                    session.run(None, {n: encoded[n].astype("int64") for n in inputs})
+            return run
+
+        return _race({name: runner(name) for name in sessions}, texts, batch_sizes, repeats, "onnxruntime int8")
+
+
+def all_rows(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3,
+             parts=("text-classification", "feature-extraction", "classify-file", "onnx")) -> list:
+    """Every row `eelbert bench` prints, for the chosen parts."""
+    known = ("text-classification", "feature-extraction", "classify-file", "onnx")
+    if unknown := [p for p in parts if p not in known]:
+        raise ValueError(f"unknown bench parts {unknown}; choose from {known}")
+    rows = []
+    for part in parts:
+        if part in ("text-classification", "feature-extraction"):
+            rows += pipeline_throughput(texts, model, batch_sizes, repeats, task=part)
+        elif part == "classify-file":
+            rows += classify_file_throughput(texts, model, repeats)
+        else:
+            rows += onnx_int8_throughput(texts, model, batch_sizes, repeats)
     return rows

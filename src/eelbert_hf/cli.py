@@ -90,6 +90,8 @@ def main(argv=None):
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64])
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    bench.add_argument("--parts", default="text-classification,feature-extraction,classify-file,onnx",
+                       help="comma-separated rows to time (onnx needs the onnx extra)")
     push = commands.add_parser("push", help="upload an exported folder (or `bundled`, the bundled classifier) to the Hub")
     push.add_argument("folder", help="a folder written by `eelbert export`, a training checkpoint (exported "
                       "first) or `bundled`")
@@ -177,17 +179,17 @@ def main(argv=None):
         import torch
         from transformers.utils import logging as hf_logging
 
-        from .bench import SAMPLE, pipeline_throughput, read_texts
+        from .bench import SAMPLE, all_rows, read_texts
 
         hf_logging.disable_progress_bar()
         if args.threads:
             torch.set_num_threads(args.threads)
         texts = read_texts(args.texts or SAMPLE)
-        print(f"pipeline('text-classification'), {len(texts)} texts, truncation at 128 tokens, "
-              f"{torch.get_num_threads()} torch threads; median of {args.repeats}")
-        for row in pipeline_throughput(texts, args.model, args.batch_sizes, args.repeats):
-            print(f"  batch {row['batch_size']:>4}: EELBERT {row['eelbert_texts_per_s']:8.0f} texts/s, BERT twin "
-                  f"{row['bert_texts_per_s']:8.0f} texts/s, ratio {row['ratio']:.2f}")
+        print(f"{len(texts)} texts, truncation at 128 tokens, {torch.get_num_threads()} torch threads; "
+              f"median of {args.repeats}; EELBERT against a BERT of the same dimensions, same run")
+        for row in all_rows(texts, args.model, args.batch_sizes, args.repeats, args.parts.split(",")):
+            print(f"  {row['what']:<46} batch {row['batch_size']:>4}: EELBERT {row['eelbert_texts_per_s']:8.0f} "
+                  f"texts/s, BERT twin {row['bert_texts_per_s']:8.0f} texts/s, ratio {row['ratio']:.2f}", flush=True)
     elif args.command == "push":
         import tempfile
 

@@ -92,7 +92,10 @@ class DynamicNgramEmbeddings(nn.Module):
         values = self.ngram_values(unique_ids)  # (U, d)
         if self.weight_buckets:  # learned gates: (U,) weights, exactly 1.0 while untrained
             values = values * (1.0 + self.gate_scale * self.bucket_weights[unique_ids % self.weight_buckets])[:, None]
-        sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d), exact when unweighted
+        if torch.compiler.is_compiling():  # torch.compile, ONNX export: embedding_bag would export as an ONNX Loop;
+            sums = values.index_select(0, inverse.flatten()).view(*inverse.shape, -1).sum(dim=1)  # Gather, ReduceSum
+        else:
+            sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d); exact when unweighted
         counts = (flat != 0).sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
