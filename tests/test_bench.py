@@ -2,7 +2,7 @@
 
 import pytest
 
-from eelbert_hf.bench import SAMPLE, bert_twin_pipeline, pipeline_throughput, read_texts
+from eelbert_hf.bench import SAMPLE, all_rows, bert_twin_pipeline, pipeline_throughput, read_texts
 from eelbert_hf.classify import load_classifier
 from eelbert_hf.cli import main
 
@@ -26,9 +26,33 @@ def test_rows_and_command(capsys):
     assert [r["batch_size"] for r in rows] == [1, 4]
     for row in rows:
         assert row["ratio"] == pytest.approx(row["eelbert_texts_per_s"] / row["bert_texts_per_s"])
-    main(["bench", "--batch-sizes", "2", "--repeats", "1"])
-    assert "batch    2: EELBERT" in capsys.readouterr().out
+    main(["bench", "--batch-sizes", "2", "--repeats", "1", "--parts", "text-classification", "--texts",
+          str(_texts_file(texts))])
+    assert "pipeline text-classification" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no such file"):
         main(["bench", "--texts", "no-such-texts.txt"])
     with pytest.raises(ValueError, match="repeats"):
         pipeline_throughput(texts, repeats=0)
+    with pytest.raises(ValueError, match="unknown bench parts"):
+        all_rows(texts, parts=["gpu"])
+
+
+def _texts_file(texts):
+    import tempfile
+
+    path = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8").name
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(texts) + "\n")
+    return path
+
+
+def test_every_path_users_take_has_a_row():
+    """feature-extraction, classify --file in fresh processes (which must print one label per text) and int8 ONNX
+    under onnxruntime, each against its BERT twin."""
+    texts = read_texts(SAMPLE)[:6]
+    rows = all_rows(texts, batch_sizes=(3,), repeats=1, parts=("feature-extraction", "classify-file", "onnx"))
+    assert [r["what"] for r in rows] == ["pipeline feature-extraction", "classify --file, process start to last label",
+                                         "onnxruntime int8"]
+    for row in rows:
+        assert row["eelbert_texts_per_s"] > 0 and row["bert_texts_per_s"] > 0
+        assert row["ratio"] == pytest.approx(row["eelbert_texts_per_s"] / row["bert_texts_per_s"])
