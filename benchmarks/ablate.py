@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from eelbert_hf import EELBertConfig, EELBertForSequenceClassification, EELBertTokenizer
+from eelbert_hf.training import init_table_from_hash
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENTIMENT = os.path.join(HERE, "..", "..", "shared", "data", "sentiment", "rotten_tomatoes")
@@ -89,7 +90,7 @@ def main(argv=None):
     config = EELBertConfig.from_preset(args.preset, embedding_type=args.embedding_type, num_labels=2, **overrides)
     model = EELBertForSequenceClassification(config)
     if args.embedding_type == "hash_init":
-        model.init_table_from_hash(tokenizer)
+        init_table_from_hash(model, tokenizer)
     if args.extra:
         model.extra = Extra(args.extra, config.hidden_size)
         module = model.bert.embeddings.ngram_embeddings

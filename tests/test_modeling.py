@@ -227,21 +227,6 @@ def test_save_load_is_bit_exact(tmp_path, batch):
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits, rtol=0, atol=0)
 
 
-def test_hash_init_table_reproduces_the_dynamic_model(tokenizer, batch):
-    torch.manual_seed(0)
-    dynamic = EELBertModel(small_config()).eval()
-    table = EELBertModel(small_config(embedding_type="hash_init")).eval()
-    missing, unexpected = table.load_state_dict(dynamic.state_dict(), strict=False)
-    assert missing == ["embeddings.word_embeddings.weight"]
-    assert unexpected == ["embeddings.ngram_embeddings.bucket_weights"]  # untrained gates: weight 1.0
-    table.init_table_from_hash(tokenizer)
-    assert table.embeddings.word_embeddings.weight.requires_grad
-    torch.testing.assert_close(table(**batch).last_hidden_state, dynamic(**batch).last_hidden_state,
-                               atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="needs a table"):
-        dynamic.init_table_from_hash(tokenizer)
-
-
 def test_random_hash_has_no_morphology(tokenizer):
     from eelbert_hf import EELBertTokenizer
     from eelbert_hf.loading import check_compatible

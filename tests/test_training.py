@@ -13,12 +13,13 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 
 import eelbert_hf
 from conftest import small_config
-from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification
+from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel
 from eelbert_hf.arguments import parse_training_args
 from eelbert_hf.cli import main
 from eelbert_hf.training import (
     DataCollatorForEELBertMLM,
     classification_metrics,
+    init_table_from_hash,
     last_complete_checkpoint,
     pretrain,
 )
@@ -86,6 +87,10 @@ def test_metrics():
     assert m["matthews_correlation"] == pytest.approx(0.5773502, abs=1e-6)
     r = classification_metrics(1)((np.array([[1.0], [2.0], [3.0], [5.0]]), np.array([1.0, 2.0, 3.0, 4.0])))
     assert r["spearmanr"] == pytest.approx(1.0) and 0.95 < r["pearson"] < 1.0
+    constant = classification_metrics(1)((np.ones((4, 1)), np.array([1.0, 2.0, 3.0, 4.0])))
+    assert constant == {"pearson": 0.0, "spearmanr": 0.0}  # undefined: 0.0, not NaN
+    three = classification_metrics(3)((np.eye(3)[[0, 1, 2, 2]], np.array([0, 1, 1, 2])))
+    assert three["accuracy"] == 0.75 and three["f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)  # macro over classes
 
 
 def loss_at(output_dir, step):
@@ -186,3 +191,18 @@ def test_every_embedding_variant_pretrains_on_one_code_path(tmp_path, embedding_
     assert tokenizer.feature_type == ("whole_token" if embedding_type == "random_hash" else "ngram")
     has_table = any(t.shape[0] == 30522 for k, t in model.state_dict().items() if k.startswith("bert."))
     assert has_table == (embedding_type in ("table", "hash_init"))
+
+
+def test_hash_init_table_reproduces_the_dynamic_model(tokenizer, batch):
+    torch.manual_seed(0)
+    dynamic = EELBertModel(small_config()).eval()
+    table = EELBertModel(small_config(embedding_type="hash_init")).eval()
+    missing, unexpected = table.load_state_dict(dynamic.state_dict(), strict=False)
+    assert missing == ["embeddings.word_embeddings.weight"]
+    assert unexpected == ["embeddings.ngram_embeddings.bucket_weights"]  # untrained gates: weight 1.0
+    init_table_from_hash(table, tokenizer)
+    assert table.embeddings.word_embeddings.weight.requires_grad
+    torch.testing.assert_close(table(**batch).last_hidden_state, dynamic(**batch).last_hidden_state,
+                               atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="needs a table"):
+        init_table_from_hash(dynamic, tokenizer)

@@ -28,8 +28,11 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 
 from .loading import load_tokenizer
+from .modeling.ngram_embedding import DynamicNgramEmbeddings
 from .modeling.configuration_eelbert import EELBertConfig
 from .modeling.modeling_eelbert import EELBertForMaskedLM, EELBertForSequenceClassification
+from .tokenization import ngram_hashing
+from .tokenization.ngram_hashing import NGRAM_FIELDS
 
 # GLUE task -> (text columns, number of labels; 1 = regression), as in transformers' run_glue.py
 GLUE_TASKS = {
@@ -202,7 +205,7 @@ def load_model(model_class, args: ModelArguments, config, tokenizer):
         return model_class.from_pretrained(args.model_name_or_path, config=config)
     model = model_class(config)
     if config.embedding_type == "hash_init":
-        model.init_table_from_hash(tokenizer)
+        init_table_from_hash(model, tokenizer)
     return model
 
 
@@ -403,56 +406,50 @@ def prepare_streaming(train, evaluation, training_args: TrainingArguments):
         training_args.eval_strategy = IntervalStrategy.NO
 
 
+@torch.no_grad()
+def init_table_from_hash(model, tokenizer, batch_size: int = 4096) -> None:
+    """`embedding_type="hash_init"`: set every row of the model's learned table to that token's dynamic embedding
+    (the n-gram ids that `tokenizer`, an EELBertTokenizer, gives each vocabulary token)."""
+    config = model.config
+    if config.embedding_type not in ("table", "hash_init"):
+        raise ValueError(f"init_table_from_hash needs a table (embedding_type 'hash_init' or 'table'), "
+                         f"not {config.embedding_type!r}")
+    fields = {field: getattr(config, field) for field in NGRAM_FIELDS}
+    ngram_hashing.check_compatible({**fields, "embedding_type": "dynamic"}, tokenizer.ngram_params)  # rows as dynamic
+    table = model.base_model.embeddings.word_embeddings.weight
+    hashed = DynamicNgramEmbeddings(config).to(table.device)
+    for start in range(0, config.vocab_size, batch_size):
+        ids = range(start, min(start + batch_size, config.vocab_size))
+        ngram_ids = torch.as_tensor(tokenizer.ngram_ids_for(list(ids)), device=table.device)  # (N, K)
+        table[ids.start : ids.stop] = hashed(ngram_ids).to(table.dtype)  # (N, K) -> (N, d)
+
+
 def classification_metrics(num_labels: int, task: str | None = None):
-    """compute_metrics for Trainer: accuracy and F1 (macro for > 2 classes); Matthews for CoLA;
-    Pearson/Spearman for regression (STS-B)."""
+    """compute_metrics for Trainer (scikit-learn and scipy do the arithmetic): accuracy and F1 (macro for > 2
+    classes); Matthews for CoLA; Pearson/Spearman for regression (STS-B). A correlation that is undefined (constant
+    predictions) is reported as 0.0, not NaN."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+    def correlation(function, a, b) -> float:
+        if np.std(a) == 0 or np.std(b) == 0:
+            return 0.0
+        return float(function(a, b)[0])
 
     def compute(prediction):
         logits, labels = prediction
         if num_labels == 1:
-            scores = np.asarray(logits).reshape(-1)
-            return {"pearson": _pearson(scores, labels), "spearmanr": _pearson(_ranks(scores), _ranks(labels))}
+            scores, labels = np.asarray(logits, dtype=np.float64).reshape(-1), np.asarray(labels, dtype=np.float64)
+            return {"pearson": correlation(pearsonr, scores, labels), "spearmanr": correlation(spearmanr, scores, labels)}
         predicted = np.asarray(logits).argmax(-1)
-        metrics = {"accuracy": float((predicted == labels).mean())}
-        classes = [1] if num_labels == 2 else range(num_labels)
-        f1s = []
-        for c in classes:
-            tp = np.sum((predicted == c) & (labels == c))
-            denominator = np.sum(predicted == c) + np.sum(labels == c)
-            f1s.append(2 * tp / denominator if denominator else 0.0)
-        metrics["f1"] = float(np.mean(f1s))
+        metrics = {"accuracy": float(accuracy_score(labels, predicted)),
+                   "f1": float(f1_score(labels, predicted, average="binary" if num_labels == 2 else "macro",
+                                        labels=None if num_labels == 2 else list(range(num_labels)), zero_division=0))}
         if task == "cola":
-            metrics["matthews_correlation"] = _matthews(predicted, labels, num_labels)
+            metrics["matthews_correlation"] = float(matthews_corrcoef(labels, predicted))
         return metrics
 
     return compute
-
-
-def _pearson(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator else 0.0
-
-
-def _ranks(values) -> np.ndarray:
-    """Ranks with ties given their average rank (as scipy.stats.rankdata)."""
-    values = np.asarray(values, dtype=np.float64)
-    order = values.argsort(kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def _matthews(predicted, labels, num_labels) -> float:
-    confusion = np.zeros((num_labels, num_labels))
-    np.add.at(confusion, (labels, predicted), 1)
-    t, p, c, s = confusion.sum(1), confusion.sum(0), np.trace(confusion), confusion.sum()
-    denominator = np.sqrt((s * s - (p * p).sum()) * (s * s - (t * t).sum()))
-    return float((c * s - (t * p).sum()) / denominator) if denominator else 0.0
 
 
 def finetune(model_args: ModelArguments, data: DataArguments, training_args: TrainingArguments):

@@ -34,7 +34,7 @@ class EELBertConfig(PreTrainedConfig):
         embedding_type (`str`, defaults to `"dynamic"`): `"dynamic"` computes token embeddings from
             `ngram_ids` (no table); `"table"` is a plain learned `vocab_size x hidden_size` table fed by
             `input_ids` — the same code path as BERT, for baselines; `"hash_init"` is that table with rows
-            initialised from the dynamic embeddings (`model.init_table_from_hash(tokenizer)`);
+            initialised from the dynamic embeddings (`eelbert_hf.training.init_table_from_hash(model, tokenizer)`);
             `"random_hash"` is dynamic with a tokenizer of `feature_type="whole_token"` (one hashed atom per
             token, no morphology), the paper's ablation.
         hash_scheme (`str`, defaults to `"eelbert-ngram-v1"`): version of the n-gram hash spec.

@@ -137,24 +137,6 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
         # Skip the Bert* constructors that follow in the MRO: they would build the vocab x hidden table.
         PreTrainedModel.__init__(self, config, *args, **kwargs)
 
-    @torch.no_grad()
-    def init_table_from_hash(self, tokenizer, batch_size: int = 4096):
-        """`hash_init`: set every row of the learned table to that token's dynamic embedding.
-
-        `tokenizer` is an EELBertTokenizer (its `ngram_ids_for` gives each vocabulary token's n-gram ids)."""
-        base = self.base_model
-        if self.config.embedding_type not in TABLE_TYPES:
-            raise ValueError(f"init_table_from_hash needs a table (embedding_type 'hash_init' or 'table'), "
-                             f"not {self.config.embedding_type!r}")
-        table = base.embeddings.word_embeddings.weight
-        hashed = DynamicNgramEmbeddings(self.config).to(table.device)
-        for start in range(0, self.config.vocab_size, batch_size):
-            ids = range(start, min(start + batch_size, self.config.vocab_size))
-            ngram_ids = torch.as_tensor(tokenizer.ngram_ids_for(list(ids)), device=table.device)
-            if ngram_ids.shape[-1] != self.config.max_ngrams_per_token:
-                raise ValueError("the tokenizer's max_ngrams_per_token differs from the model config's")
-            table[ids.start : ids.stop] = hashed(ngram_ids[None])[0].to(table.dtype)
-
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, DynamicNgramEmbeddings):
