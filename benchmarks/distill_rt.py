@@ -119,7 +119,7 @@ def teacher_fit(folder, transfer_file, rt, sample=5000):
 
     import torch
 
-    from eelbert_hf.classify import load_classifier
+    from eelbert_hf.loading import load_classifier
 
     transfer = read_jsonl(transfer_file)
     transfer = random.Random(0).sample(transfer, min(sample, len(transfer)))

@@ -93,7 +93,7 @@ def pretrain_variant(name, budget, args) -> tuple[str, list, dict]:
     budget. Returns (folder, loss curve, MLM seconds at each checkpoint). Runs only what is missing: a later call
     with larger budgets resumes from the largest checkpoint below them, and since the learning rate is constant
     after a fixed warmup, checkpoint-N is the same whichever run wrote it."""
-    from eelbert_hf.arguments import parse_training_args
+    from eelbert_hf.apps.arguments import parse_training_args
     from eelbert_hf.training import pretrain
 
     preset, embedding_type, overrides = VARIANTS[name]
@@ -139,7 +139,7 @@ def reached_step(name, args) -> int | None:
 
 
 def finetune_variant(name, step, seed, mlm_dir, curve, budget, args) -> dict:
-    from eelbert_hf.arguments import parse_training_args
+    from eelbert_hf.apps.arguments import parse_training_args
     from eelbert_hf.training import finetune
 
     preset, embedding_type, overrides = VARIANTS[name]

@@ -15,7 +15,7 @@ Writes the student, its tokenizer and the Hub files, metrics.json and the cached
 
 import sys
 
-from eelbert_hf.cli import main
+from eelbert_hf.apps.cli import main
 
 if __name__ == "__main__":
     main(["distill", *sys.argv[1:]])

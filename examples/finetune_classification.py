@@ -14,7 +14,7 @@ Real budgets: --num_train_epochs 3-5, --learning_rate 5e-5 (base) to 5e-4 (uno/t
 
 import sys
 
-from eelbert_hf.cli import main
+from eelbert_hf.apps.cli import main
 
 if __name__ == "__main__":
     main(["finetune", *sys.argv[1:]])

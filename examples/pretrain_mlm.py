@@ -24,7 +24,7 @@ machines of 8 (NODE_RANK 0 and 1), with --per_device_train_batch_size 32:
 
 import sys
 
-from eelbert_hf.cli import main
+from eelbert_hf.apps.cli import main
 
 if __name__ == "__main__":
     main(["pretrain", *sys.argv[1:]])

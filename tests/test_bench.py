@@ -2,9 +2,9 @@
 
 import pytest
 
-from eelbert_hf.bench import SAMPLE, all_rows, bert_twin_pipeline, pipeline_throughput, read_texts
-from eelbert_hf.classify import load_classifier
-from eelbert_hf.cli import main
+from eelbert_hf.diagnostics.bench import SAMPLE, all_rows, bert_twin_pipeline, pipeline_throughput, read_texts
+from eelbert_hf.loading import load_classifier
+from eelbert_hf.apps.cli import main
 
 
 def test_bert_twin_has_the_classifiers_dimensions_and_tokens():

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 
 from eelbert_hf import EELBertForSequenceClassification, EELBertTokenizer
-from eelbert_hf.classify import BUNDLED_CLASSIFIER
+from eelbert_hf.loading import BUNDLED_CLASSIFIER
 
 pytest.importorskip("onnx", reason="the `test` extra installs onnx; without it ONNX export cannot run")
 onnxruntime = pytest.importorskip("onnxruntime", reason="the `test` extra installs onnxruntime; it runs the graphs")
 pytest.importorskip("onnxscript", reason="the `test` extra installs onnxscript; torch.onnx.export(dynamo=True) needs it")
 tokenizers = pytest.importorskip("tokenizers", reason="transformers' fast tokenizers need it; it reads tokenizer.json")
 
-from eelbert_hf import onnx_export  # noqa: E402
-from eelbert_hf.cli import main  # noqa: E402
+from eelbert_hf.packaging import onnx_export  # noqa: E402
+from eelbert_hf.apps.cli import main  # noqa: E402
 
 RT_SAMPLE = os.path.join(os.path.dirname(onnx_export.__file__), "data", "rt_sample_validation.jsonl")
 

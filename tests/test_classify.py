@@ -6,9 +6,9 @@ import os
 import pytest
 from safetensors import safe_open
 
-from eelbert_hf.classify import BUNDLED_CLASSIFIER, classify
-from eelbert_hf.cli import main
-from eelbert_hf.hub import HUB_REQUIRED
+from eelbert_hf.apps.classify import BUNDLED_CLASSIFIER, classify
+from eelbert_hf.apps.cli import main
+from eelbert_hf.packaging.hub import HUB_REQUIRED
 
 DATA = os.path.join(os.path.dirname(BUNDLED_CLASSIFIER))
 
@@ -116,7 +116,7 @@ def test_an_unreachable_hub_name_fails_at_once_in_one_line(monkeypatch, tmp_path
 
     from huggingface_hub import constants
 
-    from eelbert_hf.cli import main
+    from eelbert_hf.apps.cli import main
 
     def no_network(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
@@ -143,7 +143,7 @@ def test_export_prints_its_result_without_progress_bars(tmp_path):
 def test_a_busy_machine_gets_fewer_torch_threads(monkeypatch):
     import torch
 
-    from eelbert_hf.cli import threads_for_a_shared_machine
+    from eelbert_hf.apps.cli import threads_for_a_shared_machine
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)

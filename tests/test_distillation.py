@@ -13,8 +13,8 @@ from transformers import TrainingArguments
 import eelbert_hf
 from conftest import small_config
 from eelbert_hf import EELBertForSequenceClassification
-from eelbert_hf.arguments import parse_training_args
-from eelbert_hf.cli import main
+from eelbert_hf.apps.arguments import parse_training_args
+from eelbert_hf.apps.cli import main
 from eelbert_hf.distillation import (
     DistillArguments,
     DistillationTrainer,

@@ -4,8 +4,8 @@ import os
 
 import eelbert_hf
 from eelbert_hf import EELBertTokenizer
-from eelbert_hf.cli import main
-from eelbert_hf.hash_report import hash_report
+from eelbert_hf.apps.cli import main
+from eelbert_hf.diagnostics.hash_report import hash_report
 
 TEXT = os.path.join(os.path.dirname(eelbert_hf.__file__), "data", "brown_sample.txt")
 

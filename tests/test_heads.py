@@ -11,7 +11,7 @@ from eelbert_hf import (
     EELBertForTokenClassification,
     EELBertModel,
 )
-from eelbert_hf.hub import HEADS
+from eelbert_hf.packaging.hub import HEADS
 
 
 @pytest.mark.parametrize("auto, head", [(AutoModelForTokenClassification, EELBertForTokenClassification),

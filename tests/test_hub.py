@@ -119,7 +119,7 @@ def test_remote_code_round_trip_without_the_package(saved, tmp_path, where):
 
 
 def test_mismatched_tokenizer_is_refused(tmp_path):
-    from eelbert_hf.hub import save_hub_folder
+    from eelbert_hf.packaging.hub import save_hub_folder
 
     model = EELBertModel(EELBertConfig.from_preset("uno"))
     tokenizer = EELBertTokenizer.from_bundled_vocab(max_ngrams_per_token=32)
@@ -158,8 +158,8 @@ def test_remote_code_tokenizer_refuses_a_model_it_does_not_match(saved, tmp_path
 
 
 def test_quickstart_runs_offline(tmp_path, capsys):
-    from eelbert_hf.cli import main
-    from eelbert_hf.quickstart import run_quickstart
+    from eelbert_hf.apps.cli import main
+    from eelbert_hf.apps.quickstart import run_quickstart
 
     main(["quickstart", "--output-dir", str(tmp_path / "cli"), "--epochs", "0.05", "--copies", "1"])
     printed = capsys.readouterr().out
@@ -175,8 +175,8 @@ def test_quickstart_runs_offline(tmp_path, capsys):
 def test_model_card_and_push_upload_the_complete_folder(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from eelbert_hf.cli import main
-    from eelbert_hf.hub import HUB_REQUIRED, save_hub_folder
+    from eelbert_hf.apps.cli import main
+    from eelbert_hf.packaging.hub import HUB_REQUIRED, save_hub_folder
 
     model = EELBertForSequenceClassification(EELBertConfig.from_preset("uno", num_labels=2))
     folder = tmp_path / "hub"
@@ -229,7 +229,7 @@ def test_export_of_an_mlm_checkpoint_as_an_encoder_is_small_and_loads_cleanly(tm
     from transformers.utils import logging as hf_logging
 
     from eelbert_hf import EELBertForMaskedLM
-    from eelbert_hf.cli import main
+    from eelbert_hf.apps.cli import main
 
     checkpoint, out = tmp_path / "mlm", tmp_path / "encoder"
     mlm = EELBertForMaskedLM(EELBertConfig.from_preset("uno")).eval()

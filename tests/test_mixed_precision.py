@@ -14,7 +14,7 @@ import torch
 import eelbert_hf
 from conftest import SENTENCES, small_config
 from eelbert_hf import EELBertConfig, EELBertForMaskedLM
-from eelbert_hf.arguments import parse_training_args
+from eelbert_hf.apps.arguments import parse_training_args
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
 from eelbert_hf.training import TrainerCallback, pretrain
 

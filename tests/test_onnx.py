@@ -1,4 +1,4 @@
-"""ONNX export (eelbert_hf.onnx_export, `eelbert export --onnx`): onnxruntime parity with torch, the embedding
+"""ONNX export (eelbert_hf.packaging.onnx_export, `eelbert export --onnx`): onnxruntime parity with torch, the embedding
 computed inside the graph, and the int8 variant's size and accuracy report."""
 
 import os
@@ -14,8 +14,8 @@ onnx = pytest.importorskip("onnx", reason="the `test` extra installs onnx; witho
 pytest.importorskip("onnxruntime", reason="the `test` extra installs onnxruntime; it runs the exported graphs")
 pytest.importorskip("onnxscript", reason="the `test` extra installs onnxscript; torch.onnx.export(dynamo=True) needs it")
 
-from eelbert_hf import onnx_export  # noqa: E402
-from eelbert_hf.cli import main  # noqa: E402
+from eelbert_hf.packaging import onnx_export  # noqa: E402
+from eelbert_hf.apps.cli import main  # noqa: E402
 
 RT_SAMPLE = os.path.join(os.path.dirname(onnx_export.__file__), "data", "rt_sample_validation.jsonl")
 

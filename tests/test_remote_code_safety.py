@@ -11,7 +11,7 @@ import torch
 
 from conftest import small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
-from eelbert_hf.hub import save_hub_folder
+from eelbert_hf.packaging.hub import save_hub_folder
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "eelbert_hf"
 HUB_FACING = sorted([*PACKAGE.glob("modeling/*.py"), *PACKAGE.glob("tokenization/*.py")])

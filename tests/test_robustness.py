@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 
 from conftest import SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
-from eelbert_hf.hub import save_hub_folder
+from eelbert_hf.packaging.hub import save_hub_folder
 from eelbert_hf.loading import check_compatible
 from eelbert_hf.tokenization.ngram_hashing import MAX_NGRAM_ID, token_ngram_ids
 

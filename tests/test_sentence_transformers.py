@@ -6,7 +6,7 @@ import torch
 from conftest import SENTENCES, small_config
 
 from eelbert_hf import EELBertModel
-from eelbert_hf.hub import save_hub_folder, save_sentence_transformers_config
+from eelbert_hf.packaging.hub import save_hub_folder, save_sentence_transformers_config
 
 st = pytest.importorskip("sentence_transformers", reason="the `test` extra installs sentence-transformers")
 

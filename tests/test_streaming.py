@@ -14,8 +14,8 @@ import torch
 
 import eelbert_hf
 from eelbert_hf import EELBertForMaskedLM
-from eelbert_hf.arguments import parse_training_args
-from eelbert_hf.cli import main, run
+from eelbert_hf.apps.arguments import parse_training_args
+from eelbert_hf.apps.cli import main, run
 from eelbert_hf.training import DataArguments, load_raw_datasets, mlm_blocks, mlm_stream, pretrain
 
 TEXT = os.path.join(os.path.dirname(eelbert_hf.__file__), "data", "brown_sample.txt")
@@ -153,7 +153,7 @@ WORDS_B = ["seven", "eight", "twelve", "twenty", "thirty", "forty", "fifty", "hu
 RECORDING_DRIVER = """
 import json, os, sys
 from eelbert_hf import training
-from eelbert_hf.cli import main
+from eelbert_hf.apps.cli import main
 
 collate = training.DataCollatorForEELBertMLM.__call__
 

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer, BertTokenizer, DataCollatorWithPadding
 from conftest import SENTENCES
 import eelbert_hf
 from eelbert_hf import EELBertTokenizer
-from eelbert_hf.classify import BUNDLED_CLASSIFIER as BUNDLED_MODEL
+from eelbert_hf.loading import BUNDLED_CLASSIFIER as BUNDLED_MODEL
 from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
 
 

@@ -14,8 +14,8 @@ from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, Trai
 import eelbert_hf
 from conftest import small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel
-from eelbert_hf.arguments import parse_training_args
-from eelbert_hf.cli import main
+from eelbert_hf.apps.arguments import parse_training_args
+from eelbert_hf.apps.cli import main
 from eelbert_hf.training import (
     DataCollatorForEELBertMLM,
     classification_metrics,
@@ -206,3 +206,14 @@ def test_hash_init_table_reproduces_the_dynamic_model(tokenizer, batch):
                                atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="needs a table"):
         init_table_from_hash(dynamic, tokenizer)
+
+
+def test_training_logs_are_one_readable_line():
+    from types import SimpleNamespace
+
+    from eelbert_hf.training import log_line
+
+    state = SimpleNamespace(global_step=40, max_steps=200)
+    line = log_line({"loss": 7.21432, "learning_rate": 0.0004, "tokens_per_s": 9738.4, "epoch": 0.3125,
+                     "total_flos": 1e12, "num_input_tokens_seen": 5120}, state)
+    assert line == "step 40/200 (epoch 0.31): loss 7.214 · learning_rate 0.0004 · tokens_per_s 9,738 · num_input_tokens_seen 5120"

@@ -32,7 +32,7 @@ def ngrams(strings_path: str, out_path: str) -> None:
 
 
 def rt(folder: str, texts_path: str, out_path: str, max_length: int = 128) -> None:
-    from eelbert_hf import onnx_export
+    from eelbert_hf.packaging import onnx_export
 
     tokenizer = EELBertTokenizer.from_pretrained(folder)
     with open(texts_path, encoding="utf-8") as f:

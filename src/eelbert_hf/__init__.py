@@ -27,7 +27,7 @@ from .modeling.modeling_eelbert import (
     EELBertPreTrainedModel,
 )
 from .modeling.ngram_embedding import DynamicNgramEmbeddings
-from .hub import pipeline
+from .loading import pipeline
 from .tokenization.tokenization_eelbert import EELBertTokenizer
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Resolving what a user names as a model (a local folder or a Hub name) and pairing it with its tokenizer."""
+"""Resolving what a user names as a model (a local folder, a Hub name or `bundled`) and pairing it with its
+tokenizer; `pipeline` and `load_classifier` hand both to transformers' pipelines."""
 
 import os
 
@@ -6,6 +7,9 @@ from .modeling.configuration_eelbert import EELBertConfig
 from .tokenization import ngram_hashing
 from .tokenization.ngram_hashing import NGRAM_FIELDS
 from .tokenization.tokenization_eelbert import EELBertTokenizer
+
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")  # the package's bundled files
+BUNDLED_CLASSIFIER = os.path.join(DATA_DIR, "uno-rt")  # UNO-EELBERT sentiment (its README.md is the model card)
 
 
 
@@ -67,3 +71,29 @@ def load_tokenizer(path: str | None, config=None) -> EELBertTokenizer:
     if config is not None:
         check_compatible(config, tokenizer)
     return tokenizer
+
+
+def resolve(name_or_path: str | None) -> str:
+    """`None` or `"bundled"` -> the bundled classifier's folder; a folder or Hub name is returned unchanged, a
+    missing folder is a ValueError."""
+    return BUNDLED_CLASSIFIER if name_or_path in (None, "bundled") else check_model_path(name_or_path)
+
+
+def pipeline(task: str, model, tokenizer=None, **kwargs):
+    """transformers.pipeline(...), refusing a tokenizer whose n-gram features the model does not expect."""
+    from transformers import pipeline as hf_pipeline
+
+    pipe = hf_pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
+    check_compatible(pipe.model.config, pipe.tokenizer)
+    return pipe
+
+
+def load_classifier(name_or_path: str | None = None):
+    """A transformers text-classification pipeline for an EELBERT classifier (default: the bundled one)."""
+    import torch
+
+    from .modeling.modeling_eelbert import EELBertForSequenceClassification
+
+    path = resolve(name_or_path)
+    model = EELBertForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+    return pipeline("text-classification", model=model, tokenizer=load_tokenizer(path, model.config))

@@ -25,6 +25,7 @@ from transformers import (
     TrainingArguments,
     set_seed,
 )
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 
 from .loading import load_tokenizer
@@ -332,7 +333,36 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     return None
 
 
+def log_line(logs: dict, state) -> str:
+    """One readable line for a Trainer log: `step 40/200 (epoch 0.31): loss 7.214 · learning_rate 0.0004 · ...`."""
+    def value(v):
+        return f"{v:,.0f}" if isinstance(v, float) and abs(v) >= 1000 else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    fields = " · ".join(f"{k} {value(v)}" for k, v in logs.items() if k not in ("total_flos", "epoch"))
+    epoch = f" (epoch {logs['epoch']:.2f})" if isinstance(logs.get("epoch"), (int, float)) else ""
+    return f"step {state.global_step}/{state.max_steps}{epoch}: {fields}"
+
+
+class ReadableProgressCallback(ProgressCallback):
+    """transformers' progress bar, with each log written as one readable line instead of a dict of strings."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            self.training_bar.write(log_line(logs, state))
+
+
+class ReadablePrinterCallback(PrinterCallback):
+    """The same line, printed, when progress bars are off (`--disable_tqdm true`)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_local_process_zero and logs:
+            print(log_line(logs, state), flush=True)
+
+
 def _train(trainer: Trainer, training_args: TrainingArguments, resume: bool):
+    for plain, readable in ((ProgressCallback, ReadableProgressCallback), (PrinterCallback, ReadablePrinterCallback)):
+        if trainer.pop_callback(plain) is not None:
+            trainer.add_callback(readable)
     checkpoint = training_args.resume_from_checkpoint
     if resume and checkpoint is None:
         checkpoint = last_complete_checkpoint(training_args.output_dir)

@@ -3,8 +3,8 @@
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from .distillation import DistillArguments
-from .training import DataArguments, ModelArguments
+from ..distillation import DistillArguments
+from ..training import DataArguments, ModelArguments
 
 # Defaults that differ from TrainingArguments' (any flag given on the command line wins).
 PRETRAIN_DEFAULTS = ["--eval_strategy", "steps", "--eval_steps", "500", "--save_steps", "500", "--logging_steps",

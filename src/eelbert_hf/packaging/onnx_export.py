@@ -157,8 +157,8 @@ def export(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: 
     with `eval_file`, the float32 and int8 accuracies."""
     from transformers import AutoConfig
 
-    from .modeling import modeling_eelbert
-    from .loading import load_tokenizer
+    from ..modeling import modeling_eelbert
+    from ..loading import load_tokenizer
 
     config = AutoConfig.from_pretrained(checkpoint)
     architecture = (config.architectures or ["EELBertModel"])[0]

@@ -10,11 +10,11 @@ import sys
 
 
 def _training_command(kind: str, argv: list[str]):
-    from . import training
+    from .. import training
     from .arguments import parse_training_args
 
     if kind == "distill":
-        from .distillation import distill
+        from ..distillation import distill
 
         trainer, metrics = distill(*parse_training_args(kind, argv))
         if trainer.is_world_process_zero():
@@ -100,7 +100,8 @@ def main(argv=None):
     if argv and argv[0] in ("pretrain", "finetune", "distill"):
         return _training_command(argv[0], argv[1:])
     args = parser.parse_args(argv)
-    from .classify import resolve, training_data
+    from ..loading import DATA_DIR, resolve
+    from .classify import training_data
 
     if args.command == "quickstart":
         from .quickstart import run_quickstart
@@ -112,7 +113,7 @@ def main(argv=None):
         from transformers import AutoConfig
         from transformers.utils import logging as hf_logging
 
-        from .hub import export as export_folder
+        from ..packaging.hub import export as export_folder
 
         hf_logging.disable_progress_bar()  # loading and writing ~1 MB: the bars are noise here
 
@@ -125,17 +126,17 @@ def main(argv=None):
         if head is None and "MaskedLM" in str(AutoConfig.from_pretrained(checkpoint).architectures):
             print("  (an MLM checkpoint, with its output layer: --head feature-extraction writes the encoder alone)")
         if args.sentence_transformers:
-            from .hub import save_sentence_transformers_config
+            from ..packaging.hub import save_sentence_transformers_config
 
             written = save_sentence_transformers_config(args.output_dir, AutoConfig.from_pretrained(checkpoint))
             print(f"sentence-transformers: wrote {', '.join(written)}")
         if args.onnx:
-            from . import onnx_export
+            from ..packaging import onnx_export
 
             import logging
             import warnings
 
-            eval_file = args.eval_file or os.path.join(os.path.dirname(__file__), "data", "rt_sample_validation.jsonl")
+            eval_file = args.eval_file or os.path.join(DATA_DIR, "rt_sample_validation.jsonl")
             with warnings.catch_warnings():  # the exporter's and quantizer's notes on internals, not on the result
                 warnings.simplefilter("ignore")
                 logging.disable(logging.WARNING)
@@ -149,8 +150,8 @@ def main(argv=None):
     elif args.command == "hash-report":
         from itertools import islice
 
-        from .hash_report import DEFAULT_WORDS, hash_report, print_report
-        from .loading import load_tokenizer
+        from ..diagnostics.hash_report import DEFAULT_WORDS, hash_report, print_report
+        from ..loading import load_tokenizer
 
         with open(args.corpus, encoding="utf-8") as f:
             lines = [line for line in islice(f, args.max_lines) if line.strip()]
@@ -179,7 +180,7 @@ def main(argv=None):
         import torch
         from transformers.utils import logging as hf_logging
 
-        from .bench import SAMPLE, all_rows, read_texts
+        from ..diagnostics.bench import SAMPLE, all_rows, read_texts
 
         hf_logging.disable_progress_bar()
         if args.threads:
@@ -193,9 +194,9 @@ def main(argv=None):
     elif args.command == "push":
         import tempfile
 
-        from .hub import HUB_REQUIRED
-        from .hub import export as export_folder
-        from .hub import push as push_folder
+        from ..packaging.hub import HUB_REQUIRED
+        from ..packaging.hub import export as export_folder
+        from ..packaging.hub import push as push_folder
 
         folder = resolve(args.folder)
         with tempfile.TemporaryDirectory() as tmp:

@@ -6,9 +6,9 @@ from collections import Counter, defaultdict
 import numpy as np
 import torch
 
-from .modeling.configuration_eelbert import EELBertConfig
-from .modeling.ngram_embedding import DynamicNgramEmbeddings
-from .tokenization.ngram_hashing import ngram_hash_id, token_ngrams
+from ..modeling.configuration_eelbert import EELBertConfig
+from ..modeling.ngram_embedding import DynamicNgramEmbeddings
+from ..tokenization.ngram_hashing import ngram_hash_id, token_ngrams
 
 DEFAULT_WORDS = ("running", "happiness", "unbelievable", "cats", "filmmaker")
 

@@ -7,36 +7,16 @@ The bundled model (`data/uno-rt/`, 1.14 MB) is UNO-EELBERT distilled on the Rott
 
 import os
 
-BUNDLED_CLASSIFIER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "uno-rt")
+from ..loading import BUNDLED_CLASSIFIER, load_classifier  # noqa: F401 (the API users import from here)
+
 BUNDLED_TRAINING_DATA = ("Rotten Tomatoes critic snippets, training split (10,201 reviews; labels 0 = negative, "
                          "1 = positive) and 15 augmented copies of each, labelled by an n-gram logistic-regression "
                          "teacher (distilled, see docs/distill.md)")
 
 
-def resolve(name_or_path: str | None) -> str:
-    """`None` or `"bundled"` -> the bundled classifier's folder; a folder or Hub name is returned unchanged, a
-    missing folder is a ValueError."""
-    from .loading import check_model_path
-
-    return BUNDLED_CLASSIFIER if name_or_path in (None, "bundled") else check_model_path(name_or_path)
-
-
 def training_data(path: str) -> str | None:
     """What the model card says the model was trained on: known for the bundled classifier only."""
     return BUNDLED_TRAINING_DATA if os.path.abspath(path) == BUNDLED_CLASSIFIER else None
-
-
-def load_classifier(name_or_path: str | None = None):
-    """A transformers text-classification pipeline for an EELBERT classifier (default: the bundled one)."""
-    import torch
-
-    from .hub import pipeline
-    from .modeling.modeling_eelbert import EELBertForSequenceClassification
-    from .loading import load_tokenizer
-
-    path = resolve(name_or_path)
-    model = EELBertForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
-    return pipeline("text-classification", model=model, tokenizer=load_tokenizer(path, model.config))
 
 
 def classify(texts: list[str], name_or_path: str | None = None, batch_size: int = 64) -> list[dict]:

@@ -23,13 +23,13 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 from transformers.utils import logging as hf_logging
 
-from .classify import BUNDLED_CLASSIFIER, load_classifier
+from ..loading import BUNDLED_CLASSIFIER, DATA_DIR, load_classifier
 from .arguments import parse_training_args
-from .hub import export
-from .training import finetune
+from ..packaging.hub import export
+from ..training import finetune
 
 EXAMPLES = ["a gripping, funny film", "a dull, lifeless and overlong mess"]
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+DATA = DATA_DIR
 RT_TRAIN, RT_VALID = (os.path.join(DATA, name) for name in ("rt_sample_train.jsonl", "rt_sample_validation.jsonl"))
 
 # Runs in a fresh interpreter where eelbert_hf cannot be imported: only the saved folder's own files load.
@@ -79,7 +79,7 @@ def _accuracy(classifier, rows) -> float:
 
 
 def _run(output_dir, preset, epochs, copies) -> dict:
-    from .distillation import distill
+    from ..distillation import distill
 
     output_dir = output_dir or tempfile.mkdtemp(prefix="eelbert-quickstart-")
     common = ["--preset", preset, "--train_files", RT_TRAIN, "--validation_files", RT_VALID, "--report_to", "none",

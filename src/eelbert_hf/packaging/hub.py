@@ -4,8 +4,8 @@ and pushing it to the Hub."""
 import json
 import os
 
-from .loading import check_compatible, load_tokenizer
-from .modeling.configuration_eelbert import PRESETS
+from ..loading import check_compatible, load_tokenizer
+from ..modeling.configuration_eelbert import PRESETS
 
 # architecture -> (pipeline tag, Auto class)
 HEADS = {
@@ -117,7 +117,7 @@ def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: 
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
-    from .modeling import modeling_eelbert
+    from ..modeling import modeling_eelbert
 
     if not os.path.isdir(checkpoint):
         raise ValueError(f"no checkpoint folder {checkpoint!r}")
@@ -158,12 +158,3 @@ def save_sentence_transformers_config(folder: str, config) -> list[str]:
         with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
             json.dump(content, f, indent=2)
     return list(files)
-
-
-def pipeline(task: str, model, tokenizer=None, **kwargs):
-    """transformers.pipeline(...), refusing a tokenizer whose n-gram features the model does not expect."""
-    from transformers import pipeline as hf_pipeline
-
-    pipe = hf_pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
-    check_compatible(pipe.model.config, pipe.tokenizer)
-    return pipe

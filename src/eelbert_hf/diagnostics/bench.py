@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from .classify import BUNDLED_CLASSIFIER, load_classifier, resolve
+from ..loading import BUNDLED_CLASSIFIER, load_classifier, resolve
 
 SAMPLE = os.path.join(os.path.dirname(BUNDLED_CLASSIFIER), "rt_sample_validation.jsonl")
 
@@ -123,7 +123,7 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
     BERT twin under onnxruntime with BERT's tokenizer (both dynamic-quantised the same way; needs the onnx extra)."""
     import torch
 
-    from . import onnx_export
+    from ..packaging import onnx_export
 
     eelbert = load_classifier(model)
     bert = bert_twin_pipeline(eelbert.model.config)

@@ -1,0 +1,1 @@
+"""Diagnostics: what the hash does to the vocabulary, and end-to-end speed against BERT."""

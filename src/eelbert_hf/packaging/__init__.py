@@ -1,0 +1,1 @@
+"""Packaging a model for others: Hub-ready folders, model cards, push, ONNX."""

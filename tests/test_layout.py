@@ -1,0 +1,57 @@
+"""The package's layers: every module imports only from its own layer or the ones below it, so there are no cycles.
+
+modeling/ and tokenization/ (the Hub-facing files) -> loading -> training, distillation -> packaging/ ->
+diagnostics/ -> apps/."""
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "eelbert_hf"
+LAYERS = {"modeling": 0, "tokenization": 0, "loading": 1, "training": 2, "distillation": 2, "packaging": 3,
+          "diagnostics": 4, "apps": 5}
+
+
+def layer_of(dotted: str) -> int | None:
+    """Layer of a module inside eelbert_hf ("apps.cli" -> 5); None for the package root (__init__, __main__)."""
+    return LAYERS.get(dotted.split(".")[0])
+
+
+def package_imports(path: pathlib.Path) -> list[str]:
+    """The eelbert_hf modules a file imports (relative imports resolved), as dotted names below eelbert_hf."""
+    here = list(path.relative_to(PACKAGE).with_suffix("").parts[:-1])
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level + 1]
+                parts = base + (node.module.split(".") if node.module else [])
+                names = [".".join(parts)] if node.module else [".".join(parts + [alias.name]) for alias in node.names]
+            elif (node.module or "").startswith("eelbert_hf."):
+                names = [node.module.removeprefix("eelbert_hf.")]
+            else:
+                continue
+            found += [name for name in names if name]
+        elif isinstance(node, ast.Import):
+            found += [a.name.removeprefix("eelbert_hf.") for a in node.names if a.name.startswith("eelbert_hf.")]
+    return found
+
+
+MODULES = [p for p in sorted(PACKAGE.rglob("*.py")) if p.name not in ("__init__.py", "__main__.py")]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_down_the_layers(path):
+    own = layer_of(".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+    assert own is not None, f"{path.relative_to(PACKAGE)} is in no layer: add it to LAYERS"
+    upward = [name for name in package_imports(path) if (layer_of(name) or 0) > own]
+    assert upward == [], f"{path.relative_to(PACKAGE)} (layer {own}) imports from above: {upward}"
+
+
+def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
+    fake = tmp_path / "eelbert_hf"
+    (fake / "packaging").mkdir(parents=True)
+    (fake / "packaging" / "hub.py").write_text("from ..apps.cli import run\nfrom ..loading import resolve\n")
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
+    assert package_imports(fake / "packaging" / "hub.py") == ["apps.cli", "loading"]
