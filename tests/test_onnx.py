@@ -14,10 +14,11 @@ onnx = pytest.importorskip("onnx", reason="the `test` extra installs onnx; witho
 pytest.importorskip("onnxruntime", reason="the `test` extra installs onnxruntime; it runs the exported graphs")
 pytest.importorskip("onnxscript", reason="the `test` extra installs onnxscript; torch.onnx.export(dynamo=True) needs it")
 
+from eelbert_hf.loading import DATA_DIR  # noqa: E402
 from eelbert_hf.packaging import onnx_export  # noqa: E402
 from eelbert_hf.apps.cli import main  # noqa: E402
 
-RT_SAMPLE = os.path.join(os.path.dirname(onnx_export.__file__), "data", "rt_sample_validation.jsonl")
+RT_SAMPLE = os.path.join(DATA_DIR, "rt_sample_validation.jsonl")
 
 
 def gated_model(model_class, **overrides):
