@@ -10,12 +10,14 @@ speed, not its answers, is what is compared.
 """
 
 import json
+import logging
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 from ..loading import BUNDLED_CLASSIFIER, load_classifier, resolve
 
@@ -127,7 +129,9 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
 
     eelbert = load_classifier(model)
     bert = bert_twin_pipeline(eelbert.model.config)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporters' and quantizer's notes on their internals
+        logging.disable(logging.WARNING)
         ours = onnx_export.export(resolve(model), os.path.join(tmp, "eelbert"), quantize=True)["onnx_int8"]
         names = ("input_ids", "attention_mask", "token_type_ids")
         sample = bert.tokenizer(texts[:2], padding=True, return_tensors="pt")
@@ -139,6 +143,7 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
                               external_data=False, verbose=False)
         sessions = {"eelbert": onnx_export.onnx_session(ours),
                     "bert": onnx_export.onnx_session(onnx_export.quantize_onnx(twin, twin.replace(".onnx", "_int8.onnx")))}
+        logging.disable(logging.NOTSET)
         tokenizers = {"eelbert": eelbert.tokenizer, "bert": bert.tokenizer}
 
         def runner(name):
