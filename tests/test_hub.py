@@ -165,8 +165,11 @@ def test_quickstart_runs_offline(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "parameters: 285,186" in printed and "without eelbert_hf (transformers_modules" in printed
     assert "labels alone" in printed and "majority class" in printed
-    result = run_quickstart(str(tmp_path / "api"), epochs=0.05, copies=1)
+    result = run_quickstart(str(tmp_path / "api"), preset="tiny", epochs=0.05, copies=1)
     assert result["bundled_accuracy"] >= result["majority"] + 0.1  # the bundled classifier works
+    tiny = EELBertForSequenceClassification(EELBertConfig.from_preset("tiny", num_labels=2))
+    assert result["parameters"] == sum(p.numel() for p in tiny.parameters())  # the model it trained, not the bundled
+    assert result["eelbert_bytes"] > 1.5e6  # 2 layers: more than the bundled 1-layer UNO's 1.14 MB
     assert result["remote_accuracy"] == pytest.approx(result["accuracy"])  # the exported student, by remote code
     assert result["max_diff"] <= 1e-5
     assert os.path.getsize(tmp_path / "api" / "hub" / "model.safetensors") <= 1.25e6
