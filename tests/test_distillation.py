@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import TrainingArguments
 
 import eelbert_hf
 from conftest import small_config
@@ -16,14 +15,12 @@ from eelbert_hf import EELBertForSequenceClassification
 from eelbert_hf.apps.arguments import parse_training_args
 from eelbert_hf.apps.cli import main
 from eelbert_hf.distillation import (
-    DistillArguments,
     DistillationTrainer,
     augment_text,
     augment_texts,
     check_label_mapping,
     distill,
 )
-from eelbert_hf.training import DataArguments, ModelArguments
 
 DATA = os.path.join(os.path.dirname(eelbert_hf.__file__), "data")
 RT_TRAIN, RT_VALID = os.path.join(DATA, "rt_sample_train.jsonl"), os.path.join(DATA, "rt_sample_validation.jsonl")
