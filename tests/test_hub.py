@@ -172,7 +172,8 @@ def test_quickstart_runs_offline(tmp_path, capsys):
     assert result["eelbert_bytes"] > 1.5e6  # 2 layers: more than the bundled 1-layer UNO's 1.14 MB
     assert result["remote_accuracy"] == pytest.approx(result["accuracy"])  # the exported student, by remote code
     assert result["max_diff"] <= 1e-5
-    assert os.path.getsize(tmp_path / "api" / "hub" / "model.safetensors") <= 1.25e6
+    assert os.path.getsize(tmp_path / "api" / "hub" / "model.safetensors") == result["eelbert_bytes"]
+    assert os.path.getsize(tmp_path / "cli" / "hub" / "model.safetensors") <= 1.25e6  # the default UNO
 
 
 def test_model_card_and_push_upload_the_complete_folder(tmp_path, monkeypatch):
