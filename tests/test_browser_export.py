@@ -80,7 +80,7 @@ def test_tokenizer_json_alone_gives_the_python_input_ids_and_ngram_ids(exported)
 
 def test_export_into_an_empty_folder_writes_the_runtime_files(tmp_path):
     folder = str(tmp_path / "onnx-only")
-    result = onnx_export.export(BUNDLED_CLASSIFIER, folder)
+    result = onnx_export.export_checkpoint(BUNDLED_CLASSIFIER, folder)
     assert result["runtime_files"] == list(onnx_export.RUNTIME_FILES)
     for name in ("onnx/model.onnx", *onnx_export.RUNTIME_FILES):
         assert os.path.isfile(os.path.join(folder, name)), name

@@ -97,3 +97,22 @@ def load_classifier(name_or_path: str | None = None):
     path = resolve(name_or_path)
     model = EELBertForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
     return pipeline("text-classification", model=model, tokenizer=load_tokenizer(path, model.config))
+
+
+def load_checkpoint(checkpoint: str, architecture: str | None = None, dtype=None):
+    """(model, tokenizer) of an EELBERT checkpoint folder: the class its config names (or `architecture`, e.g.
+    "EELBertModel" for the encoder of an MLM checkpoint), and the tokenizer that matches it."""
+    import torch
+    from transformers import AutoConfig
+
+    from .modeling import modeling_eelbert
+
+    if not os.path.isdir(checkpoint):
+        raise ValueError(f"no checkpoint folder {checkpoint!r}")
+    config = AutoConfig.from_pretrained(checkpoint)
+    architecture = architecture or (config.architectures or ["EELBertModel"])[0]
+    model_class = getattr(modeling_eelbert, architecture, None)
+    if model_class is None or not architecture.startswith("EELBert"):
+        raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
+    model = model_class.from_pretrained(checkpoint, dtype=dtype or torch.float32)
+    return model, load_tokenizer(checkpoint, config)

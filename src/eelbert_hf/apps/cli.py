@@ -143,7 +143,7 @@ def main(argv=None):
                 try:
                     # with --head, from the exported folder: the model that head chose, not the whole checkpoint
                     source = args.output_dir if head else checkpoint
-                    result = onnx_export.export(source, args.output_dir, args.quantize, eval_file)
+                    result = onnx_export.export_checkpoint(source, args.output_dir, args.quantize, eval_file)
                 finally:
                     logging.disable(logging.NOTSET)
             print(onnx_export.describe(result))

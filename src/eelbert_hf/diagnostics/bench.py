@@ -132,7 +132,7 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporters' and quantizer's notes on their internals
         logging.disable(logging.WARNING)
-        ours = onnx_export.export(resolve(model), os.path.join(tmp, "eelbert"), quantize=True)["onnx_int8"]
+        ours = onnx_export.export_checkpoint(resolve(model), os.path.join(tmp, "eelbert"), quantize=True)["onnx_int8"]
         names = ("input_ids", "attention_mask", "token_type_ids")
         sample = bert.tokenizer(texts[:2], padding=True, return_tensors="pt")
         dim = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}

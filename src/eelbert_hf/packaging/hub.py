@@ -4,7 +4,7 @@ and pushing it to the Hub."""
 import json
 import os
 
-from ..loading import check_compatible, load_tokenizer
+from ..loading import check_compatible, load_checkpoint
 from ..modeling.configuration_eelbert import PRESETS
 
 # architecture -> (pipeline tag, Auto class)
@@ -114,32 +114,23 @@ def export(checkpoint: str, output_dir: str, fp16: bool = False, training_data: 
     `head`: a pipeline tag or Auto class of `HEADS` (e.g. "feature-extraction"): the folder then holds that model
     only, e.g. the encoder of an MLM checkpoint without its 30,522-row output layer. Default: the checkpoint's own."""
     import torch
-    from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
-    from ..modeling import modeling_eelbert
-
-    if not os.path.isdir(checkpoint):
-        raise ValueError(f"no checkpoint folder {checkpoint!r}")
-    config = AutoConfig.from_pretrained(checkpoint)
-    architecture = (config.architectures or ["EELBertModel"])[0]
+    architecture = None
     if head is not None:
         names = {tag: arch for arch, pair in HEADS.items() for tag in (arch, *pair)}
         if head not in names:
             raise ValueError(f"unknown head {head!r}; choose one of {', '.join(t for t, _ in HEADS.values())}")
         architecture = names[head]
-    model_class = getattr(modeling_eelbert, architecture, None)
-    if model_class is None or not architecture.startswith("EELBert"):
-        raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # another head than the checkpoint's: its load report lists the dropped layers
     try:
-        model = model_class.from_pretrained(checkpoint, dtype=torch.float16 if fp16 else torch.float32)
+        model, tokenizer = load_checkpoint(checkpoint, architecture, torch.float16 if fp16 else torch.float32)
     finally:
         hf_logging.set_verbosity(verbosity)
     metrics_file = os.path.join(checkpoint, "metrics.json")
     metrics = json.load(open(metrics_file, encoding="utf-8")) if os.path.exists(metrics_file) else None
-    return save_hub_folder(model, load_tokenizer(checkpoint, config), output_dir, training_data, metrics)
+    return save_hub_folder(model, tokenizer, output_dir, training_data, metrics)
 
 
 def save_sentence_transformers_config(folder: str, config) -> list[str]:

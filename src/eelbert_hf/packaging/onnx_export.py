@@ -151,22 +151,15 @@ def accuracy(session, tokenizer, jsonl_path: str, batch_size: int = 64, max_leng
     return correct / len(rows)
 
 
-def export(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: str | None = None) -> dict:
+def export_checkpoint(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: str | None = None) -> dict:
     """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``) and, where missing, RUNTIME_FILES
     (the transformers.js layout that js/ reads); returns sizes, the ONNX-vs-torch difference and, for a classifier
     with `eval_file`, the float32 and int8 accuracies."""
-    from transformers import AutoConfig
+    from ..loading import load_checkpoint
 
-    from ..modeling import modeling_eelbert
-    from ..loading import load_tokenizer
-
-    config = AutoConfig.from_pretrained(checkpoint)
-    architecture = (config.architectures or ["EELBertModel"])[0]
-    model_class = getattr(modeling_eelbert, architecture, None)
-    if model_class is None or not architecture.startswith("EELBert"):
-        raise ValueError(f"{checkpoint} holds a {architecture}, not an EELBERT model")
-    model = model_class.from_pretrained(checkpoint, dtype=torch.float32).eval()
-    tokenizer = load_tokenizer(checkpoint, config)
+    model, tokenizer = load_checkpoint(checkpoint)
+    model.eval()
+    architecture = type(model).__name__
     path = export_onnx(model, tokenizer, os.path.join(output_dir, "onnx", "model.onnx"))
     result = {"onnx": path, "onnx_bytes": os.path.getsize(path), "max_diff": parity(model, tokenizer, path),
               "runtime_files": save_runtime_files(model, tokenizer, output_dir)}
