@@ -93,10 +93,11 @@ def test_memory_is_bounded(batches):
     for ngram_ids, input_ids in batches * 2:
         assert_matches_reference(module, ngram_ids, input_ids)
         assert held_bytes(module) <= module.cache_bytes
-    module.cache_bytes = 0  # off
-    module.clear_cache()
-    assert_matches_reference(module, *batches[1])
-    assert held_bytes(module) == 0
+    for off in (0, 1000):  # off, and a budget too small for the per-token-id slots themselves
+        module.cache_bytes = off
+        module.clear_cache()
+        assert_matches_reference(module, *batches[1])
+        assert held_bytes(module) == 0
 
 
 def test_table_fills_and_then_answers_everything(monkeypatch):

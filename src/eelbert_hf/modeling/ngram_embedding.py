@@ -113,7 +113,8 @@ class DynamicNgramEmbeddings(nn.Module):
         """``reference(ngram_ids)``, read from the table where a token's stored row matches. Ids outside
         [0, MAX_NGRAM_ID] raise a ``ValueError`` (a stored row was checked when it was stored)."""
         gates_learn = self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad
-        if (input_ids is None or self.cache_bytes <= 0 or gates_learn or ngram_ids.shape[-1] > MAX_NGRAMS_LIMIT
+        if (input_ids is None or self.cache_bytes <= 8 * self.vocab_size or gates_learn  # no room beyond the slots
+                or ngram_ids.shape[-1] > MAX_NGRAMS_LIMIT
                 or torch.compiler.is_compiling() or torch.jit.is_tracing()):
             self.check_range(ngram_ids)
             return self.reference(ngram_ids)
