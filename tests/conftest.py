@@ -1,4 +1,5 @@
 import pytest
+from transformers import TrainerCallback
 
 import eelbert_hf
 from eelbert_hf import EELBertConfig, EELBertTokenizer
@@ -26,6 +27,17 @@ def small_config(**overrides):
     fields = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     return EELBertConfig(**{**fields, **overrides})
+
+
+class CrashAt(TrainerCallback):
+    """Stands in for a crash or a kill: the run dies at the end of step `step`, after the checkpoints before it."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
 
 
 assert eelbert_hf.EELBertModel  # the package import registers the Auto classes for every test module

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import eelbert_hf
+from conftest import CrashAt
 from eelbert_hf import EELBertForMaskedLM
 from eelbert_hf.apps.arguments import parse_training_args
 from eelbert_hf.apps.cli import main, run
@@ -67,15 +68,6 @@ def test_streaming_needs_max_steps_and_is_for_pretraining_only(tmp_path, capsys)
 def loss_at(output_dir, step):
     state = json.load(open(os.path.join(output_dir, "trainer_state.json"), encoding="utf-8"))
     return next(entry["loss"] for entry in state["log_history"] if entry.get("step") == step and "loss" in entry)
-
-
-class CrashAt(eelbert_hf.training.TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_resume_mid_stream_with_gradient_accumulation_matches_an_uninterrupted_run(tmp_path):

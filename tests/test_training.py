@@ -9,10 +9,10 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 import eelbert_hf
-from conftest import small_config
+from conftest import CrashAt, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel
 from eelbert_hf.apps.arguments import parse_training_args
 from eelbert_hf.apps.cli import main
@@ -115,17 +115,6 @@ def test_pretrain_finetune_export_cli(tmp_path, capsys):
     assert {"modeling_eelbert.py", "tokenization_eelbert.py", "tokenizer.json"} <= set(os.listdir(hub_dir))
     reloaded = EELBertForSequenceClassification.from_pretrained(hub_dir)
     assert reloaded.dtype == torch.float16
-
-
-class CrashAt(TrainerCallback):
-    """Stands in for a crash or a kill: the run dies in the middle of step `step`, after checkpoint-4."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path):
