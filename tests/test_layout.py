@@ -1,14 +1,20 @@
 """The package's layers: every module imports only from its own layer or the ones below it, so there are no cycles.
 
 modeling/ and tokenization/ (the Hub-facing files) -> loading -> training, distillation -> packaging/ ->
-diagnostics/ -> apps/."""
+diagnostics/ -> apps/.
+
+Above them all, outside the package, src/eelbert_cli.py (the `eelbert` console script) parses the command line
+from the standard library alone and imports eelbert_hf only inside its functions, after parsing, so that
+`eelbert --help` does not import torch."""
 
 import ast
 import pathlib
+import sys
 
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "eelbert_hf"
+ENTRY_POINT = PACKAGE.parent / "eelbert_cli.py"
 LAYERS = {"modeling": 0, "tokenization": 0, "loading": 1, "training": 2, "distillation": 2, "packaging": 3,
           "diagnostics": 4, "apps": 5}
 
@@ -47,6 +53,35 @@ def test_imports_go_down_the_layers(path):
     assert own is not None, f"{path.relative_to(PACKAGE)} is in no layer: add it to LAYERS"
     upward = [name for name in package_imports(path) if (layer_of(name) or 0) > own]
     assert upward == [], f"{path.relative_to(PACKAGE)} (layer {own}) imports from above: {upward}"
+
+
+def module_level_imports(path: pathlib.Path) -> list[str]:
+    """The top-level names of the modules a file imports outside any function (at import time)."""
+    found = []
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Import):
+                found.extend(alias.name.split(".")[0] for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                found.append("." if child.level else child.module.split(".")[0])
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+def test_the_entry_point_imports_only_the_standard_library_at_import_time():
+    imported = module_level_imports(ENTRY_POINT)
+    assert imported and all(name in sys.stdlib_module_names for name in imported), imported
+
+
+def test_the_import_time_checker_skips_function_bodies(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import os\nfrom eelbert_hf.apps import cli\n\ndef f():\n    import torch\n")
+    assert module_level_imports(module) == ["os", "eelbert_hf"]
 
 
 def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):

@@ -1,0 +1,111 @@
+"""The `eelbert` entry point (src/eelbert_cli.py): help and argument errors come without torch, transformers or
+eelbert_hf; commands still run through it."""
+
+import argparse
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "eelbert_hf")
+
+# Runs eelbert_cli.run(argv) in a fresh interpreter, then prints the exit status and the heavy modules imported.
+PROBE = """
+import sys, eelbert_cli
+try:
+    eelbert_cli.run(sys.argv[1:])
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+print("exit", code, "heavy", ",".join(sorted(m for m in {heavy!r} if m in sys.modules)) or "none")
+"""
+
+
+def probe(*argv):
+    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    *printed, last = result.stdout.strip().splitlines() or [""]
+    _, code, _, heavy = last.split()
+    return int(code), heavy, "\n".join(printed), result.stderr
+
+
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["-h"], 0), (["classify", "--help"], 0),
+                                        (["export", "--help"], 0), (["hash-report", "--help"], 0),
+                                        ([], 2), (["no-such-command"], 2), (["classify", "--no-such-flag"], 2),
+                                        (["export", "only-one-argument"], 2), (["bench", "--repeats", "x"], 2),
+                                        (["--debug"], 2)])
+def test_help_and_argument_errors_import_neither_torch_nor_transformers_nor_the_package(argv, code):
+    exit_code, heavy, stdout, stderr = probe(*argv)
+    assert (exit_code, heavy) == (code, "none"), stderr
+    if code == 0:
+        assert stdout.startswith("usage: eelbert"), stdout
+    else:
+        assert stderr.startswith("usage: eelbert") and "eelbert" in stderr.splitlines()[-1], stderr
+
+
+def test_the_top_level_help_lists_every_subcommand():
+    _, _, stdout, _ = probe("--help")
+    for command in ("quickstart", "pretrain", "finetune", "distill", "export", "hash-report", "classify", "bench",
+                    "push"):
+        assert command in stdout
+
+
+def test_the_installed_console_script_is_eelbert_cli():
+    (entry,) = importlib.metadata.entry_points(group="console_scripts", name="eelbert")
+    assert entry.value == "eelbert_cli:run", "reinstall the package (pip install -e .): the entry point moved"
+
+
+def installed_eelbert() -> str:
+    """The `eelbert` script of this interpreter's environment."""
+    found = shutil.which("eelbert", path=os.path.dirname(sys.executable)) or shutil.which("eelbert")
+    if found is None:
+        pytest.skip("no `eelbert` script installed (pip install -e .)")
+    return found
+
+
+def test_the_installed_command_prints_its_help():
+    result = subprocess.run([installed_eelbert(), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: eelbert") and "classify" in result.stdout and "export" in result.stdout
+
+
+def test_the_installed_command_classifies():
+    result = subprocess.run([installed_eelbert(), "classify", "a gripping film"], capture_output=True, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    label, score, text = result.stdout.strip().split("\t")
+    assert label in ("positive", "negative") and 0.5 <= float(score) <= 1 and text == "a gripping film"
+
+
+def test_a_user_error_is_one_line_through_the_entry_point_and_debug_shows_the_traceback(tmp_path):
+    missing = str(tmp_path / "no-such-file.txt")
+    result = subprocess.run([sys.executable, "-m", "eelbert_cli", "classify", "--file", missing],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("eelbert: error: --file: no such file")
+    debug = subprocess.run([sys.executable, "-m", "eelbert_cli", "classify", "--file", missing],
+                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                                 "EELBERT_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_the_package_api_is_the_entry_points():
+    """`eelbert_hf.apps.cli.main` / `run` (what tests and examples call) are eelbert_cli's: one parser."""
+    import eelbert_cli
+    from eelbert_hf.apps import cli
+
+    assert (cli.main, cli.run, cli.threads_for_a_shared_machine) == (
+        eelbert_cli.main, eelbert_cli.run, eelbert_cli.threads_for_a_shared_machine)
+    subcommands = next(a for a in eelbert_cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(cli.COMMANDS) == set(subcommands.choices)  # every parsed command has a handler, and no more
+
+
+def test_a_training_command_keeps_its_arguments_for_hf_argument_parser():
+    import eelbert_cli
+
+    args = eelbert_cli.parse(["finetune", "--output_dir", "out", "--max_steps", "3"])
+    assert (args.command, args.training_args) == ("finetune", ["--output_dir", "out", "--max_steps", "3"])
