@@ -71,20 +71,21 @@ def test_token_ids_outside_the_vocabulary_still_match(batches):
 
 
 @pytest.mark.parametrize("bad", [-1, 2**31 - 1])
-def test_out_of_range_ids_are_refused_on_every_path(batches, bad):
-    """A bad row on a cold table, next to stored rows, equal to a stored token's id, and with the table off."""
+def test_out_of_range_ids_are_refused_whatever_the_table_holds(batches, bad):
+    """The model refuses a bad row on a cold table, next to stored rows, under a stored token's id, with the table off
+    and without input_ids."""
     ngram_ids, input_ids = batches[0]
-    cold, warm, off = (DynamicNgramEmbeddings(PURE) for _ in range(3))
-    warm(ngram_ids, input_ids)
-    off.cache_bytes = 0
+    cold, warm, off = (EELBertModel(PURE).eval() for _ in range(3))
+    warm(ngram_ids=ngram_ids, input_ids=input_ids)
+    off.embeddings.ngram_embeddings.cache_bytes = 0
     rows = torch.full((1, 2, 48), bad, dtype=torch.int64)
     mixed = ngram_ids.clone()
     mixed[0, 1, 0] = bad
-    for module, bad_ids, ids in ((cold, rows, input_ids[:1, :2]), (warm, rows, input_ids[:1, :2]),
-                                 (warm, mixed, input_ids), (off, rows, input_ids[:1, :2]), (warm, rows, None)):
+    for model, bad_ids, ids in ((cold, rows, input_ids[:1, :2]), (warm, rows, input_ids[:1, :2]),
+                                (warm, mixed, input_ids), (off, rows, input_ids[:1, :2]), (warm, rows, None)):
         with pytest.raises(ValueError, match=r"must lie in \[0, 2147483646\]"):
-            module(bad_ids, ids)
-    assert_matches_reference(warm, ngram_ids, input_ids)  # still answers good rows
+            model(ngram_ids=bad_ids, input_ids=ids)
+    assert_matches_reference(warm.embeddings.ngram_embeddings, ngram_ids, input_ids)  # still answers good rows
 
 
 def test_memory_is_bounded(batches):

@@ -15,6 +15,13 @@ PRESETS = {
     "tiny": (2, 128, 2, 512),
     "uno": (1, 128, 2, 512),
 }
+# Defaults of BERT's fields (bert-base-uncased) and of EELBERT's (documented in the class docstring).
+BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                   intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                   max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
+                   classifier_dropout=None)
+EELBERT_FIELDS = dict(embedding_type="dynamic", hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3,
+                      max_ngrams_per_token=48, ngram_seed=0, ngram_weight_buckets=4096, ngram_gate_scale=300.0)
 # Written into every saved config.json, so a folder loads through any of these Auto classes with remote code.
 AUTO_MAP = {
     "AutoConfig": "configuration_eelbert.EELBertConfig",
@@ -49,56 +56,13 @@ class EELBertConfig(PreTrainedConfig):
 
     model_type = "eelbert"
 
-    def __init__(
-        self,
-        vocab_size=30522,
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        hidden_act="gelu",
-        hidden_dropout_prob=0.1,
-        attention_probs_dropout_prob=0.1,
-        max_position_embeddings=512,
-        type_vocab_size=2,
-        initializer_range=0.02,
-        layer_norm_eps=1e-12,
-        pad_token_id=0,
-        classifier_dropout=None,
-        embedding_type="dynamic",
-        hash_scheme=HASH_SCHEME,
-        ngram_min_n=1,
-        ngram_max_n=3,
-        max_ngrams_per_token=48,
-        ngram_seed=0,
-        ngram_weight_buckets=4096,
-        ngram_gate_scale=300.0,
-        **kwargs,
-    ):
+    def __init__(self, pad_token_id=0, **kwargs):
+        fields = {name: kwargs.pop(name, default) for name, default in {**BERT_FIELDS, **EELBERT_FIELDS}.items()}
         kwargs.setdefault("tie_word_embeddings", False)  # the MLM output layer is its own, never tied
         kwargs.setdefault("auto_map", dict(AUTO_MAP))
         super().__init__(pad_token_id=pad_token_id, **kwargs)
-        self.vocab_size = vocab_size
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.max_position_embeddings = max_position_embeddings
-        self.type_vocab_size = type_vocab_size
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
-        self.classifier_dropout = classifier_dropout
-        self.embedding_type = embedding_type
-        self.hash_scheme = hash_scheme
-        self.ngram_min_n = ngram_min_n
-        self.ngram_max_n = ngram_max_n
-        self.max_ngrams_per_token = max_ngrams_per_token
-        self.ngram_seed = ngram_seed
-        self.ngram_weight_buckets = ngram_weight_buckets
-        self.ngram_gate_scale = ngram_gate_scale
+        for name, value in fields.items():
+            setattr(self, name, value)
         self.is_decoder = False  # an encoder: BERT's decoder/cache paths are not supported
         self.add_cross_attention = False
         self.use_cache = False
@@ -115,31 +79,31 @@ class EELBertConfig(PreTrainedConfig):
 
     def check(self):
         """Raise a ``ValueError`` naming the first invalid field."""
-        positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                    "max_position_embeddings", "type_vocab_size")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
-                             f"({self.num_attention_heads})")
-        if self.embedding_type not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
+        def require(ok, message):
+            if not ok:
+                raise ValueError(message)
+
+        def is_int(value, low, high=float("inf")):
+            return type(value) is int and low <= value < high
+
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size"):
+            require(is_int(getattr(self, name), 1), f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        require(self.hidden_size % self.num_attention_heads == 0, f"hidden_size ({self.hidden_size}) must be a "
+                f"multiple of num_attention_heads ({self.num_attention_heads})")
+        require(self.embedding_type in EMBEDDING_TYPES,
+                f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
         check_ngram_params(self.hash_scheme, self.ngram_min_n, self.ngram_max_n, self.max_ngrams_per_token)
-        if not isinstance(self.ngram_seed, int) or not 0 <= self.ngram_seed < 2**64:
-            raise ValueError(f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
-        if not isinstance(self.ngram_weight_buckets, int) or not 0 <= self.ngram_weight_buckets < self.vocab_size:
-            raise ValueError(f"ngram_weight_buckets must be an integer in [0, vocab_size), got "
-                             f"{self.ngram_weight_buckets!r} (0 turns the learned n-gram gates off)")
+        require(is_int(self.ngram_seed, 0, 2**64), f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
+        require(is_int(self.ngram_weight_buckets, 0, self.vocab_size), "ngram_weight_buckets must be an integer in "
+                f"[0, vocab_size), got {self.ngram_weight_buckets!r} (0 turns the learned n-gram gates off)")
         scale = self.ngram_gate_scale
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
-            raise ValueError(f"ngram_gate_scale must be a positive finite number, got {scale!r}")
+        require(type(scale) in (int, float) and 0 < scale < float("inf"),
+                f"ngram_gate_scale must be a positive finite number, got {scale!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ValueError(f"pad_token_id ({self.pad_token_id}) must lie in [0, vocab_size={self.vocab_size})")
+            require(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        require(self.pad_token_id is None or is_int(self.pad_token_id, 0, self.vocab_size),
+                f"pad_token_id ({self.pad_token_id}) must lie in [0, vocab_size={self.vocab_size})")
 
 
 __all__ = ["EELBertConfig"]

@@ -1,70 +1,51 @@
 """EELBERT: BERT whose input-embedding table is replaced by n-gram hash embeddings computed on the fly.
 
-Cohn et al., 2023, "EELBERT: Tiny Models through Dynamic Embeddings" (arXiv:2310.20144). The only new
-module is the embedding layer (`EELBertEmbeddings`, with `DynamicNgramEmbeddings` in `ngram_embedding.py`);
-the encoder, pooler, heads and losses are transformers' own BERT classes, reused by inheritance.
+Cohn et al., 2023, "EELBERT: Tiny Models through Dynamic Embeddings" (arXiv:2310.20144). The only new module is
+the embedding layer (`EELBertEmbeddings`, with `DynamicNgramEmbeddings` in `ngram_embedding.py`); the encoder, pooler,
+heads and losses are transformers' BERT classes, reused by inheritance. Inputs are checked where they enter, so a bad
+tensor is a TypeError/ValueError that says what to pass, not an error deep inside torch.
 """
+
+from collections import OrderedDict
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import MaskedLMOutput
-from transformers.models.bert.modeling_bert import (
-    BertEncoder,
-    BertForMultipleChoice,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertModel,
-    BertPooler,
-    BertPreTrainedModel,
-    BertPredictionHeadTransform,
-)
+from transformers.models.bert.modeling_bert import (BertEncoder, BertForMultipleChoice, BertForQuestionAnswering,
+                                                    BertForSequenceClassification, BertForTokenClassification,
+                                                    BertModel, BertPooler, BertPreTrainedModel,
+                                                    BertPredictionHeadTransform)
 from transformers.utils import can_return_tuple
 
 from .configuration_eelbert import TABLE_TYPES, EELBertConfig
 from .ngram_embedding import DynamicNgramEmbeddings
+from .ngram_hashing import MAX_NGRAM_ID
+
+NGRAM_HINT = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
 
 
-def _check_ids(name, tensor, hint, shape=None, high=None):
-    """Raise a clear TypeError/ValueError for a missing, non-integer, wrongly shaped or (with `high`) out-of-range id
-    tensor, instead of an error deep inside torch. `shape`: ints must match, names stand for any size."""
+def check_ids(name, tensor, shape=None, high=None, hint=""):
+    """Raise a TypeError/ValueError unless `tensor` is an integer tensor of `shape` (ints must match, names stand for
+    any size) with values in [0, high] (the range is not read while compiling)."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}; {hint}")
     if tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"{name} must hold integers (torch.long), got {tensor.dtype}; {hint}")
-    if shape is not None and (tensor.dim() != len(shape) or any(
-            isinstance(want, int) and want != got for want, got in zip(shape, tensor.shape))):
-        want = "(" + ", ".join(str(w) for w in shape) + ")"
-        raise ValueError(f"{name} must have shape {want} to match the other inputs, got {tuple(tensor.shape)}; {hint}")
+    if shape is not None and (tensor.dim() != len(shape)
+                              or any(isinstance(w, int) and w != got for w, got in zip(shape, tensor.shape))):
+        raise ValueError(f"{name} must have shape ({', '.join(map(str, shape))}) to match the other inputs, "
+                         f"got {tuple(tensor.shape)}; {hint}")
     if high is not None and tensor.numel() and not torch.compiler.is_compiling():
-        smallest, largest = (int(v) for v in torch.aminmax(tensor))  # one pass over the tensor
-        if smallest < 0 or largest > high:
-            raise ValueError(f"{name} values must lie in [0, {high}], got [{smallest}, {largest}]; {hint}")
+        low, top = (int(v) for v in torch.aminmax(tensor))  # one pass over the tensor
+        if low < 0 or top > high:
+            raise ValueError(f"{name} values must lie in [0, {high}], got [{low}, {top}]; {hint}")
 
 
-def _lookup(table: nn.Embedding, ids, name, hint, shape=None):
-    """`table(ids)`, with a clear error for a bad id tensor. On CPU the lookup itself refuses ids outside the table
-    (IndexError), so their range is read only then; on other devices (a device-side assert) it is checked first."""
-    high = table.num_embeddings - 1
-    _check_ids(name, ids, hint, shape, None if isinstance(ids, torch.Tensor) and ids.device.type == "cpu" else high)
-    try:
-        return table(ids)
-    except IndexError:
-        _check_ids(name, ids, hint, high=high)  # raises the ValueError that names the bad values
-        raise
-
-
-def _check_not_empty(shape):
-    if 0 in tuple(shape):  # torch would fail deep inside attention with a reshape error
-        raise ValueError(f"empty input of shape {tuple(shape)}: pass at least one sequence with at least one token")
-
-
-def _classifier_dropout(config):
+def classifier_dropout(config):
     """BERT's rule: classifier_dropout if set, else hidden_dropout_prob."""
-    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p)
+    return nn.Dropout(config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout)
 
 
 class EELBertEmbeddings(nn.Module):
@@ -74,7 +55,6 @@ class EELBertEmbeddings(nn.Module):
         super().__init__()
         self.config = config
         self.uses_table = config.embedding_type in TABLE_TYPES  # read once: config attribute access is slow
-        self.ngram_width = config.max_ngrams_per_token
         if self.uses_table:  # BERT's own table and parameter name: BERT checkpoints load
             self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         else:
@@ -88,43 +68,40 @@ class EELBertEmbeddings(nn.Module):
     def token_embeddings(self, input_ids=None, ngram_ids=None):
         """The part that replaces BERT's table: (B, S) ids or (B, S, K) n-gram ids -> (B, S, d)."""
         if self.uses_table:
-            hint = "use the tokenizer the model was trained with"
             if input_ids is None:
                 raise ValueError(f"embedding_type={self.config.embedding_type!r} needs input_ids (or inputs_embeds)")
-            _check_ids("input_ids", input_ids, hint, shape=("batch", "seq_len"))
-            _check_not_empty(input_ids.shape)
-            return _lookup(self.word_embeddings, input_ids, "input_ids", hint)
-        hint = "pass the `ngram_ids` that EELBertTokenizer returns next to input_ids"
+            check_ids("input_ids", input_ids, ("batch", "seq_len"), self.config.vocab_size - 1,
+                      "use the tokenizer the model was trained with")
+            return self.word_embeddings(input_ids)
         if ngram_ids is None:
-            raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {hint}")
-        _check_ids("ngram_ids", ngram_ids, hint, shape=("batch", "seq_len", self.ngram_width))
-        if input_ids is not None:  # any vocabulary size works; the embedding's table is indexed by it
-            _check_ids("input_ids", input_ids, hint, shape=tuple(ngram_ids.shape[:2]))
+            raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {NGRAM_HINT}")
+        check_ids("ngram_ids", ngram_ids, ("batch", "seq_len", self.config.max_ngrams_per_token), MAX_NGRAM_ID,
+                  NGRAM_HINT)
+        if input_ids is not None:  # any values work: the fast path's table is keyed by them, the result is not
+            check_ids("input_ids", input_ids, tuple(ngram_ids.shape[:2]), hint=NGRAM_HINT)
             input_ids = input_ids.long()
-        _check_not_empty(ngram_ids.shape[:2])
-        embeddings = self.ngram_embeddings(ngram_ids.long(), input_ids)  # the ids' range is checked there
+        embeddings = self.ngram_embeddings(ngram_ids.long(), input_ids)
         dtype = self.position_embeddings.weight.dtype
         return embeddings if embeddings.dtype == dtype else embeddings.to(dtype)
 
-    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None, **kwargs):
-        # Called by BertModel.forward, which receives the token embeddings as `inputs_embeds`.
-        if inputs_embeds is None:
-            inputs_embeds = self.token_embeddings(input_ids, kwargs.get("ngram_ids"))
+    def forward(self, inputs_embeds, token_type_ids=None, position_ids=None, **kwargs):
+        # BertModel.forward calls this with the token embeddings as `inputs_embeds` (see EELBertModel.forward).
         batch, seq = inputs_embeds.shape[:2]
-        if position_ids is None:  # our own buffer: no checks needed beyond the length
+        if position_ids is None:
             if seq > self.position_ids.shape[-1]:
                 raise ValueError(f"sequence length {seq} exceeds max_position_embeddings="
                                  f"{self.position_ids.shape[-1]}: tokenize with truncation=True")
-            positions = self.position_embeddings(self.position_ids[:, :seq])
+            position_ids = self.position_ids[:, :seq]
         else:
-            positions = _lookup(self.position_embeddings, position_ids, "position_ids", "one row or one per sequence",
-                                shape=("batch or 1", seq))
+            check_ids("position_ids", position_ids, ("batch or 1", seq), self.position_ids.shape[-1] - 1,
+                      "one row or one per sequence")
         if token_type_ids is None:  # segment 0 everywhere: one row, broadcast
             types = self.token_type_embeddings.weight[0]
         else:
-            types = _lookup(self.token_type_embeddings, token_type_ids, "token_type_ids",
-                            f"this model has type_vocab_size={self.config.type_vocab_size}", shape=(batch, seq))
-        return self.dropout(self.LayerNorm(inputs_embeds + types + positions))
+            check_ids("token_type_ids", token_type_ids, (batch, seq), self.config.type_vocab_size - 1,
+                      f"this model has type_vocab_size={self.config.type_vocab_size}")
+            types = self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(inputs_embeds + types + self.position_embeddings(position_ids)))
 
 
 class EELBertPreTrainedModel(BertPreTrainedModel):
@@ -161,11 +138,10 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
         self.post_init()
 
     def get_input_embeddings(self):
-        embeddings = self.embeddings
-        return embeddings.word_embeddings if self.config.embedding_type in TABLE_TYPES else embeddings.ngram_embeddings
+        return self.embeddings.word_embeddings if self.embeddings.uses_table else self.embeddings.ngram_embeddings
 
     def set_input_embeddings(self, value):
-        if self.config.embedding_type not in TABLE_TYPES:
+        if not self.embeddings.uses_table:
             raise ValueError(f"embedding_type={self.config.embedding_type!r} has no input-embedding table to replace")
         self.embeddings.word_embeddings = value
 
@@ -177,25 +153,14 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
                   and inputs_embeds.dim() == 3 and inputs_embeds.shape[-1] == self.config.hidden_size):
             raise ValueError(f"inputs_embeds must be a float tensor of shape (batch, seq_len, {self.config.hidden_size})")
         shape = tuple(inputs_embeds.shape[:2])
-        _check_not_empty(shape)
+        if 0 in shape:  # torch would fail deep inside attention with a reshape error
+            raise ValueError(f"empty input of shape {shape}: pass at least one sequence with at least one token")
         if attention_mask is not None and not isinstance(attention_mask, torch.Tensor):
             raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
         if attention_mask is not None and tuple(attention_mask.shape) != shape:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape {shape}")
         return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
                                position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs)
-
-
-class EELBertLMHead(nn.Module):
-    """BERT's MLM transform + a decoupled, trainable output layer (never tied to an input table)."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
-
-    def forward(self, hidden_states):
-        return self.decoder(self.transform(hidden_states))
 
 
 class EELBertForMaskedLM(EELBertPreTrainedModel):
@@ -205,8 +170,9 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
     def __init__(self, config):
         super().__init__(config)
         self.bert = EELBertModel(config, add_pooling_layer=False)
-        self.cls = nn.Module()
-        self.cls.predictions = EELBertLMHead(config)  # BERT's parameter names: cls.predictions.*
+        self.cls = nn.Module()  # BERT's MLM transform + a trainable output layer, never tied; BERT's names:
+        self.cls.predictions = nn.Sequential(OrderedDict(  # cls.predictions.transform.*, cls.predictions.decoder.*
+            transform=BertPredictionHeadTransform(config), decoder=nn.Linear(config.hidden_size, config.vocab_size)))
         self.post_init()
 
     def get_output_embeddings(self):
@@ -225,57 +191,57 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
         outputs = self.bert(input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                             token_type_ids=token_type_ids, position_ids=position_ids,
                             inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
-        sequence_output = outputs.last_hidden_state
-        loss = None
+        hidden, loss = outputs.last_hidden_state, None
         if labels is None:
-            logits = self.cls.predictions(sequence_output)
+            logits = self.cls.predictions(hidden)
         else:
             hint = "use -100 for unlabelled positions"
-            _check_ids("labels", labels, hint, shape=tuple(sequence_output.shape[:2]))
+            check_ids("labels", labels, tuple(hidden.shape[:2]), hint=hint)
             selected = labels != -100
-            _check_ids("labels", labels[selected], hint, high=self.config.vocab_size - 1)
-            logits = self.cls.predictions(sequence_output[selected])  # (B, S, d) -> (N, d) -> (N, V)
-            if logits.shape[0] and num_items_in_batch is not None:  # summed over every micro-batch and process
-                loss = nn.functional.cross_entropy(logits, labels[selected], reduction="sum") / num_items_in_batch
-            elif logits.shape[0]:
-                loss = nn.functional.cross_entropy(logits, labels[selected])
-            else:  # nothing masked in this batch: a zero loss that still has a graph
+            check_ids("labels", labels[selected], high=self.config.vocab_size - 1, hint=hint)
+            logits = self.cls.predictions(hidden[selected])  # (B, S, d) -> (N, d) -> (N, V)
+            if not logits.shape[0]:  # nothing masked in this batch: a zero loss that still has a graph
                 loss = logits.sum() * 0.0
+            elif num_items_in_batch is None:
+                loss = nn.functional.cross_entropy(logits, labels[selected])
+            else:  # summed over every micro-batch and process
+                loss = nn.functional.cross_entropy(logits, labels[selected], reduction="sum") / num_items_in_batch
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                               attentions=outputs.attentions)
 
 
+# The heads below are BERT's, over an EELBERT encoder. Each forward names `ngram_ids` so that Trainer keeps that
+# dataset column and pipelines pass it; BERT's forward hands it on to `self.bert`.
 class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceClassification):
-    """BertForSequenceClassification (single-label, regression, multi-label) over an EELBERT encoder."""
+    """Single-label, regression or multi-label classification of the whole sequence (BERT's loss rules)."""
 
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = EELBertModel(config)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
-        # `ngram_ids` is named here so Trainer and pipelines keep it; BERT's forward passes it on to self.bert.
         if labels is not None and not isinstance(labels, torch.Tensor):
             raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-        if labels is not None and self.num_labels > 1 and not labels.is_floating_point():
-            _check_ids("labels", labels, f"this model has num_labels={self.num_labels}", high=self.num_labels - 1)
+        if labels is not None and self.num_labels > 1 and not labels.is_floating_point():  # class ids
+            check_ids("labels", labels, high=self.num_labels - 1, hint=f"this model has num_labels={self.num_labels}")
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids, position_ids=position_ids,
                                inputs_embeds=inputs_embeds, labels=labels, **kwargs)
 
 
 class EELBertForTokenClassification(EELBertPreTrainedModel, BertForTokenClassification):
-    """BertForTokenClassification (one label per token, -100 ignored) over an EELBERT encoder."""
+    """One label per token (-100 ignored)."""
 
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = EELBertModel(config, add_pooling_layer=False)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -287,7 +253,7 @@ class EELBertForTokenClassification(EELBertPreTrainedModel, BertForTokenClassifi
 
 
 class EELBertForQuestionAnswering(EELBertPreTrainedModel, BertForQuestionAnswering):
-    """BertForQuestionAnswering (extractive span: start and end logits per token) over an EELBERT encoder."""
+    """Extractive question answering: start and end logits per token."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -304,14 +270,13 @@ class EELBertForQuestionAnswering(EELBertPreTrainedModel, BertForQuestionAnsweri
 
 
 class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
-    """BertForMultipleChoice (one score per choice, softmax over choices) over an EELBERT encoder.
-
-    Every input carries a choice axis: ids (B, C, S), `ngram_ids` (B, C, S, K), `labels` (B,)."""
+    """One score per choice, softmax over choices. Inputs carry a choice axis: ids (B, C, S), `ngram_ids`
+    (B, C, S, K), `labels` (B,)."""
 
     def __init__(self, config):
         super().__init__(config)
         self.bert = EELBertModel(config)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
@@ -319,10 +284,10 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
         if ngram_ids is not None and inputs_embeds is None:  # embed (B*C, S, K); BERT reads C off inputs_embeds
             hint = "multiple-choice inputs have a choice axis: (batch, num_choices, seq_len, ...)"
-            width = self.config.max_ngrams_per_token
-            _check_ids("ngram_ids", ngram_ids, hint, shape=("batch", "num_choices", "seq_len", width))
+            check_ids("ngram_ids", ngram_ids, ("batch", "num_choices", "seq_len", self.config.max_ngrams_per_token),
+                      hint=hint)
             if input_ids is not None:
-                _check_ids("input_ids", input_ids, hint, shape=tuple(ngram_ids.shape[:3]))
+                check_ids("input_ids", input_ids, tuple(ngram_ids.shape[:3]), hint=hint)
                 input_ids = input_ids.flatten(0, 1)  # (B, C, S) -> (B*C, S)
             embeds = self.bert.embeddings.token_embeddings(input_ids, ngram_ids.flatten(0, 1))  # (B*C, S, d)
             inputs_embeds, input_ids = embeds.view(*ngram_ids.shape[:3], -1), None  # -> (B, C, S, d)
@@ -332,12 +297,5 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
                                position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels, **kwargs)
 
 
-__all__ = [
-    "EELBertPreTrainedModel",
-    "EELBertModel",
-    "EELBertForMaskedLM",
-    "EELBertForSequenceClassification",
-    "EELBertForTokenClassification",
-    "EELBertForQuestionAnswering",
-    "EELBertForMultipleChoice",
-]
+__all__ = ["EELBertPreTrainedModel", "EELBertModel", "EELBertForMaskedLM", "EELBertForSequenceClassification",
+           "EELBertForTokenClassification", "EELBertForQuestionAnswering", "EELBertForMultipleChoice"]

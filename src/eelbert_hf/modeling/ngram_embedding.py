@@ -18,7 +18,7 @@ import threading
 import torch
 from torch import nn
 
-from .ngram_hashing import HASH_PRIME, MAX_NGRAM_ID, MAX_NGRAMS_LIMIT, VALUE_BITS, VALUE_SCALE, hash_constants
+from .ngram_hashing import HASH_PRIME, MAX_NGRAMS_LIMIT, VALUE_BITS, VALUE_SCALE, hash_constants
 
 
 class DynamicNgramEmbeddings(nn.Module):
@@ -100,23 +100,12 @@ class DynamicNgramEmbeddings(nn.Module):
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
-    @staticmethod
-    def check_range(ngram_ids: torch.Tensor):
-        """Raise a ``ValueError`` for ids outside [0, MAX_NGRAM_ID] (one pass; skipped while compiling)."""
-        if ngram_ids.numel() and not torch.compiler.is_compiling():
-            smallest, largest = (int(v) for v in torch.aminmax(ngram_ids))
-            if smallest < 0 or largest > MAX_NGRAM_ID:
-                raise ValueError(f"ngram_ids values must lie in [0, {MAX_NGRAM_ID}], got [{smallest}, {largest}]; pass "
-                                 "the `ngram_ids` that EELBertTokenizer returns next to input_ids")
-
     def forward(self, ngram_ids: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """``reference(ngram_ids)``, read from the table where a token's stored row matches. Ids outside
-        [0, MAX_NGRAM_ID] raise a ``ValueError`` (a stored row was checked when it was stored)."""
+        """``reference(ngram_ids)``, read from the table where a token's stored row matches. (``EELBertEmbeddings``
+        checks that the ids lie in [0, MAX_NGRAM_ID].)"""
         gates_learn = self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad
         if (input_ids is None or self.cache_bytes <= 8 * self.vocab_size or gates_learn  # no room beyond the slots
-                or ngram_ids.shape[-1] > MAX_NGRAMS_LIMIT
-                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
-            self.check_range(ngram_ids)
+                or ngram_ids.shape[-1] > MAX_NGRAMS_LIMIT or torch.compiler.is_compiling() or torch.jit.is_tracing()):
             return self.reference(ngram_ids)
         with self._lock:
             return self._lookup(ngram_ids, input_ids)
@@ -125,7 +114,6 @@ class DynamicNgramEmbeddings(nn.Module):
         flat, ids = ngram_ids.reshape(-1, ngram_ids.shape[-1]), input_ids.reshape(-1)  # (B, S, K) -> (T, K), (T,)
         low, high = (int(v) for v in torch.aminmax(ids)) if ids.numel() else (0, 0)
         if low < 0 or high >= self.vocab_size:
-            self.check_range(ngram_ids)
             return self.reference(ngram_ids)  # token ids the config's vocabulary doesn't have: nothing to index
         gates = self.bucket_weights.detach() if self.weight_buckets else None
         if (self._slot is None or self._slot.device != flat.device or self._rows.shape[1] != flat.shape[1]
@@ -135,7 +123,6 @@ class DynamicNgramEmbeddings(nn.Module):
         stored, out = self._rows.index_select(0, slot), self._embeddings.index_select(0, slot)  # (T, K), (T, d)
         if not (torch.equal(stored, flat) and bool(slot.all())):  # slot 0: not stored, whatever the row holds
             miss = ((stored != flat).any(dim=1) | (slot == 0)).nonzero().squeeze(1)  # (M,)
-            self.check_range(flat[miss])
             out[miss] = computed = self.reference(flat[miss])  # (M, d)
             self._store(ids[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
@@ -144,9 +131,11 @@ class DynamicNgramEmbeddings(nn.Module):
         self.clear_cache()
         self._budget = max((self.cache_bytes - 8 * self.vocab_size) // (8 * width + 4 * self.hidden_size), 1)  # rows
         self._slot = torch.zeros(self.vocab_size, dtype=torch.int64, device=device)
-        self._rows = torch.full((min(256, self._budget), width), -1, dtype=torch.int64, device=device)
+        # The whole budget at once, uninitialised: on CPU its pages take memory only once rows are written.
+        self._rows = torch.empty(self._budget, width, dtype=torch.int64, device=device)
+        self._rows[0] = -1  # the row of every token not stored: no valid row equals it
         dtype = torch.float32 if gates is None else torch.promote_types(torch.float32, gates.dtype)  # reference's
-        self._embeddings = torch.zeros(len(self._rows), self.hidden_size, dtype=dtype, device=device)
+        self._embeddings = torch.empty(self._budget, self.hidden_size, dtype=dtype, device=device)
         self._gates = None if gates is None else gates.clone()
 
     def _store(self, ids, rows, embeddings):
@@ -157,11 +146,6 @@ class DynamicNgramEmbeddings(nn.Module):
         take = order[first]  # (U,) one occurrence per id
         take = take[self._slot[ids[take]] == 0][: max(self._budget - self._used, 0)]
         start, stop = self._used, self._used + len(take)
-        if stop > len(self._rows):  # grow by doubling, within the budget
-            capacity = min(max(stop, 2 * len(self._rows)), self._budget)
-            self._rows = torch.cat([self._rows, self._rows.new_empty(capacity - len(self._rows), rows.shape[1])])
-            self._embeddings = torch.cat([self._embeddings, self._embeddings.new_empty(capacity - len(self._embeddings),
-                                                                                        self.hidden_size)])
         self._rows[start:stop], self._embeddings[start:stop] = rows[take], embeddings[take]
         self._slot[ids[take]] = torch.arange(start, stop, device=ids.device)
         self._used = stop

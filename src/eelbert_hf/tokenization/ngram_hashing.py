@@ -1,11 +1,9 @@
-"""The EELBERT n-gram hash, scheme ``eelbert-ngram-v1``: every constant and rule of it, in one file.
+"""The EELBERT n-gram hash, scheme ``eelbert-ngram-v1``: every constant and rule of it, in pure Python.
 
-EELBERT (Cohn et al., 2023, arXiv:2310.20144) replaces BERT's input-embedding table with an embedding
-computed from each token's character n-grams. The tokenizer half (``token_ngram_ids``) maps a token string
-to n-gram ids; the model half (``modeling/ngram_embedding.py``) maps each id to a vector with the constants
-of ``hash_constants``. Both folders import this one file (``modeling/ngram_hashing.py`` is a link to it; a
-Hub folder holds it once). ``docs/hash-spec.md`` restates it for ports to other languages, and
-``tests/golden/ngram_hash_v1.json`` pins its output. Pure Python: no numpy, no torch.
+EELBERT (Cohn et al., 2023, arXiv:2310.20144) embeds each token from its character n-grams. The tokenizer half
+(``token_ngram_ids``) maps a token string to n-gram ids; the model half (``modeling/ngram_embedding.py``) maps each
+id to a vector with the constants of ``hash_constants``. Both folders import this file (``modeling/ngram_hashing.py``
+links to it; a Hub folder holds it once); ``docs/hash-spec.md`` restates it, ``tests/golden/`` pins its output.
 """
 
 HASH_SCHEME = "eelbert-ngram-v1"  # a change to anything below changes the ids, and needs a new name
@@ -35,18 +33,13 @@ def ngram_hash_id(data: bytes) -> int:
     return 1 + h % MAX_NGRAM_ID
 
 
-def is_atom_token(token: str) -> bool:
-    """Bracketed vocabulary entries such as ``[CLS]``, ``[MASK]`` or ``[unused7]`` are never split."""
-    return len(token) > 2 and token[0] == "[" and token[-1] == "]"
-
-
 def token_ngrams(token: str, *, ngram_min_n: int = 1, ngram_max_n: int = 3, max_ngrams_per_token: int = 48,
                  atom: bool = False, whole_token: bool = False) -> list[bytes]:
     """The byte strings whose hashes are the n-gram ids of one WordPiece token.
 
-    1. Atoms. If ``atom`` (the tokenizer passes True for its special tokens) or
-       ``is_atom_token(token)`` or ``whole_token`` (the ``random_hash`` ablation: no morphology), the
-       result is ``[0xFE + UTF-8(token)]``.
+    1. Atoms. If ``atom`` (the tokenizer passes True for its special tokens), or the token is bracketed
+       and longer than 2 characters (``[CLS]``, ``[unused7]``), or ``whole_token`` (the ``random_hash``
+       ablation: no morphology), the result is ``[0xFE + UTF-8(token)]``.
     2. Symbols. A continuation piece ``##xyz`` (longer than 2 characters) gives the code points of
        ``xyz``; any other piece ``xyz`` gives a word-start marker followed by the code points of
        ``xyz``. So ``run`` and ``##run`` share ``r, u, n, ru, un, run`` yet stay distinct.
@@ -58,7 +51,7 @@ def token_ngrams(token: str, *, ngram_min_n: int = 1, ngram_max_n: int = 3, max_
     5. Truncation. Only the first ``max_ngrams_per_token`` of that order are kept, so long words
        lose their last (longest) n-grams first.
     """
-    if atom or whole_token or is_atom_token(token):
+    if atom or whole_token or (len(token) > 2 and token[0] == "[" and token[-1] == "]"):
         return [ATOM_TAG + token.encode("utf-8", "surrogatepass")]
     if token.startswith("##") and len(token) > 2:
         symbols = [c.encode("utf-8", "surrogatepass") for c in token[2:]]

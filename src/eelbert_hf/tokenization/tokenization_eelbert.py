@@ -1,11 +1,9 @@
 """EELBertTokenizer: BERT's fast WordPiece tokenizer that also returns each token's n-gram ids.
 
-WordPiece runs in `tokenizers` exactly as for BERT. On top, every output carries `ngram_ids`
-(batch, seq_len, max_ngrams_per_token): for each position, the n-gram ids of that position's token
-string as defined in `ngram_hashing.token_ngram_ids`. They are looked up in a per-vocabulary table that
-is filled lazily (each token is hashed once, on first sight), so steady-state cost is one numpy gather.
-Loaded from a folder that also holds a model's config.json (a Hub folder), the tokenizer checks that it
-emits the n-gram ids that model expects.
+WordPiece runs in `tokenizers` exactly as for BERT. Every output also carries `ngram_ids` (batch, seq_len,
+max_ngrams_per_token): for each position, `ngram_hashing.token_ngram_ids` of that position's token string, read
+from a table filled lazily (each token is hashed once, on first sight). Loaded from a folder that also holds a
+model's config.json (a Hub folder), the tokenizer checks that it emits the n-gram ids that model expects.
 """
 
 import gc
@@ -40,13 +38,6 @@ def _clean_text(text, name, depth=0):
                     "of pre-split words (with is_split_into_words=True): convert or drop that item")
 
 
-def _holds_integers(ids) -> bool:
-    """False for a float, complex or bool tensor or array (`pad` itself rejects such Python lists)."""
-    if isinstance(ids, torch.Tensor):
-        return not (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool)
-    return not isinstance(ids, np.ndarray) or ids.dtype.kind in "iu"
-
-
 class EELBertTokenizer(BertTokenizer):
     model_input_names = ["input_ids", "token_type_ids", "attention_mask", "ngram_ids"]
 
@@ -60,9 +51,7 @@ class EELBertTokenizer(BertTokenizer):
         self.ngram_min_n = ngram_min_n
         self.ngram_max_n = ngram_max_n
         self.max_ngrams_per_token = max_ngrams_per_token
-        self._ngram_slot = np.zeros(0, dtype=np.int64)  # token id -> its row of _ngram_table, -1 until first seen
-        self._ngram_table = np.zeros((0, max_ngrams_per_token), dtype=np.int64)  # n-gram ids of the tokens seen
-        self._ngram_rows = 0  # rows of _ngram_table in use
+        self.__dict__.update(self._empty_table())
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, hash_scheme=hash_scheme, ngram_min_n=ngram_min_n, ngram_max_n=ngram_max_n,
                          max_ngrams_per_token=max_ngrams_per_token, feature_type=feature_type, **kwargs)
@@ -71,13 +60,17 @@ class EELBertTokenizer(BertTokenizer):
                              "with vocab.txt or tokenizer.json, pass vocab=<path to vocab.txt>, or use "
                              "EELBertTokenizer.from_bundled_vocab()")
 
+    def _empty_table(self) -> dict:
+        """The lazily filled table, empty: token id -> its row (-1 until first seen), the rows, the rows in use."""
+        return dict(_ngram_slot=np.zeros(0, np.int64), _ngram_table=np.zeros((0, self.max_ngrams_per_token), np.int64),
+                    _ngram_rows=0)
+
     @classmethod
     def from_bundled_vocab(cls, **kwargs):
         """The bert-base-uncased WordPiece vocabulary shipped inside the `eelbert_hf` package (offline)."""
         spec = importlib.util.find_spec("eelbert_hf")
         if spec is None or spec.origin is None:
-            raise ValueError("from_bundled_vocab needs the eelbert_hf package installed; "
-                             "otherwise use EELBertTokenizer.from_pretrained(<folder with vocab.txt>)")
+            raise ValueError("from_bundled_vocab needs the eelbert_hf package: use from_pretrained(<folder>) instead")
         return cls.from_pretrained(os.path.join(os.path.dirname(spec.origin), "data"), **kwargs)
 
     @classmethod
@@ -112,29 +105,26 @@ class EELBertTokenizer(BertTokenizer):
 
         Each token is hashed on first sight (all new tokens of a call at once) and its row kept in a table of the
         tokens seen so far: memory grows with the tokens in use (384 bytes each), not with the vocabulary."""
-        ids = np.asarray(input_ids, dtype=np.int64)
+        ids = np.asarray(input_ids)
+        if ids.size and ids.dtype.kind not in "iu":  # a float 101.7 would silently become token 101
+            raise TypeError(f"input_ids must hold integer token ids, got {ids.dtype}")
+        ids = ids.astype(np.int64, copy=False)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_slot)):  # first use, or tokens were added
             size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the vocabulary (~6 ms)
             if ids.min() < 0 or ids.max() >= size:
                 raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
             self._ngram_slot = np.concatenate([self._ngram_slot, np.full(size - len(self._ngram_slot), -1)])
-        slots = self._ngram_slot[ids]
-        missing = slots < 0
-        if missing.any():  # same ids as `token_ngram_ids` applied per token
-            todo = sorted(set(ids[missing].tolist()))  # (np.unique would import numpy.ma: +3 MB RSS)
-            special = set(self.all_special_tokens)
-            rows = np.zeros((len(todo), self.max_ngrams_per_token), dtype=np.int64)
-            for row, token in zip(rows, self.convert_ids_to_tokens(todo)):
+        todo = sorted(set(ids[self._ngram_slot[ids] < 0].tolist()))  # not seen yet (np.unique imports numpy.ma)
+        if todo:
+            start, stop, special = self._ngram_rows, self._ngram_rows + len(todo), set(self.all_special_tokens)
+            if stop > len(self._ngram_table):  # grow by doubling
+                grown = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)
+                grown[:start], self._ngram_table = self._ngram_table[:start], grown
+            for row, token in zip(self._ngram_table[start:stop], self.convert_ids_to_tokens(todo)):
                 ngram_ids = self.token_ngram_ids(token, atom=token in special)
                 row[: len(ngram_ids)] = ngram_ids
-            start, stop = self._ngram_rows, self._ngram_rows + len(todo)
-            if stop > len(self._ngram_table):  # grow by doubling
-                table = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)
-                table[:start] = self._ngram_table[:start]
-                self._ngram_table = table
-            self._ngram_table[start:stop], self._ngram_slot[todo], self._ngram_rows = rows, np.arange(start, stop), stop
-            slots = self._ngram_slot[ids]
-        return self._ngram_table[slots]
+            self._ngram_slot[todo], self._ngram_rows = np.arange(start, stop), stop
+        return self._ngram_table[self._ngram_slot[ids]]
 
     def _with_ngram_ids(self, batch):
         """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
@@ -146,15 +136,14 @@ class EELBertTokenizer(BertTokenizer):
         elif isinstance(ids, np.ndarray):
             batch["ngram_ids"] = self.ngram_ids_for(ids)
         else:  # Python lists, as BERT's other outputs: 48 ints per token
-            gc_enabled = gc.isenabled()
-            gc.disable()  # millions of new small lists would trigger many cyclic-GC passes (~6x slower); none holds a cycle
+            collecting = gc.isenabled()
+            gc.disable()  # so many new small lists would set off cyclic-GC passes over the whole heap; none is a cycle
             try:
-                if len(ids) and not np.isscalar(ids[0]):  # a (possibly ragged) batch of lists
-                    batch["ngram_ids"] = [self.ngram_ids_for(seq).tolist() for seq in ids]
-                else:
-                    batch["ngram_ids"] = self.ngram_ids_for(ids).tolist()
+                nested = len(ids) and not np.isscalar(ids[0])  # a (possibly ragged) batch of lists
+                batch["ngram_ids"] = [self.ngram_ids_for(s).tolist() for s in ids] if nested else \
+                    self.ngram_ids_for(ids).tolist()
             finally:
-                if gc_enabled:
+                if collecting:
                     gc.enable()
         return batch
 
@@ -179,18 +168,11 @@ class EELBertTokenizer(BertTokenizer):
             encoded_inputs = [{k: v for k, v in e.items() if k != "ngram_ids"} for e in encoded_inputs]
         else:
             raise ValueError(f"pad got {encoded_inputs!r:.40}: pass a tokenizer output or a non-empty list of them")
-        batch = super().pad(encoded_inputs, *args, **kwargs)
-        if not _holds_integers(batch.get("input_ids")):  # n-gram lookup would silently truncate 101.7 to 101
-            raise TypeError(f"input_ids must hold integer token ids, got {batch['input_ids'].dtype}")
-        return self._with_ngram_ids(batch)
+        return self._with_ngram_ids(super().pad(encoded_inputs, *args, **kwargs))
 
     def __getstate__(self):
         # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
-        state = self.__dict__.copy()
-        state["_ngram_slot"] = np.zeros(0, dtype=np.int64)
-        state["_ngram_table"] = np.zeros((0, self.max_ngrams_per_token), dtype=np.int64)
-        state["_ngram_rows"] = 0
-        return state
+        return {**self.__dict__, **self._empty_table()}
 
 
 __all__ = ["EELBertTokenizer"]
