@@ -2,7 +2,7 @@
 
 from transformers import PreTrainedConfig
 
-from .ngram_hashing import HASH_SCHEME, check_ngram_params
+from .ngram_hashing import NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngram_params
 
 # "dynamic" and "random_hash" pool hashed n-gram vectors from `ngram_ids` (no table); "table" and "hash_init"
 # look up a learned vocab_size x hidden_size table with `input_ids` ("hash_init" starts it from the hash).
@@ -20,8 +20,8 @@ BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_
                    intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
                    max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
                    classifier_dropout=None)
-EELBERT_FIELDS = dict(embedding_type="dynamic", hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3,
-                      max_ngrams_per_token=48, ngram_seed=0, ngram_weight_buckets=4096, ngram_gate_scale=300.0)
+EELBERT_FIELDS = dict(embedding_type="dynamic", **NGRAM_DEFAULTS, ngram_seed=0, ngram_weight_buckets=4096,
+                      ngram_gate_scale=300.0)
 # Written into every saved config.json, so a folder loads through any of these Auto classes with remote code.
 AUTO_MAP = {
     "AutoConfig": "configuration_eelbert.EELBertConfig",
@@ -63,9 +63,7 @@ class EELBertConfig(PreTrainedConfig):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         for name, value in fields.items():
             setattr(self, name, value)
-        self.is_decoder = False  # an encoder: BERT's decoder/cache paths are not supported
-        self.add_cross_attention = False
-        self.use_cache = False
+        self.is_decoder = self.add_cross_attention = self.use_cache = False  # an encoder: no decoder or cache paths
         self.check()
 
     @classmethod
@@ -93,7 +91,7 @@ class EELBertConfig(PreTrainedConfig):
                 f"multiple of num_attention_heads ({self.num_attention_heads})")
         require(self.embedding_type in EMBEDDING_TYPES,
                 f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
-        check_ngram_params(self.hash_scheme, self.ngram_min_n, self.ngram_max_n, self.max_ngrams_per_token)
+        check_ngram_params(**{field: getattr(self, field) for field in NGRAM_FIELDS})
         require(is_int(self.ngram_seed, 0, 2**64), f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
         require(is_int(self.ngram_weight_buckets, 0, self.vocab_size), "ngram_weight_buckets must be an integer in "
                 f"[0, vocab_size), got {self.ngram_weight_buckets!r} (0 turns the learned n-gram gates off)")

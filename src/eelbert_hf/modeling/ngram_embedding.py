@@ -1,12 +1,9 @@
 """Model half of the EELBERT n-gram hash (``ngram_hashing.py`` holds the spec): n-gram ids -> token embeddings.
 
-EELBERT (Cohn et al., 2023, arXiv:2310.20144) computes each token's input embedding on the fly from the
-hashes of its character n-grams, so the checkpoint stores no vocab_size x hidden_size table. Every id
-becomes a vector in [-1, 1]^d by a seeded integer hash of (id, dimension), and a token's embedding is the
-(gated) mean of its n-gram vectors.
-
-Every step is exact integer arithmetic or one correctly rounded float32 operation, so numpy, torch on CPU
-or GPU, autocast and ONNX agree bit for bit:
+Every n-gram id becomes a vector in [-1, 1]^d by a seeded integer hash of (id, dimension), and a token's embedding
+is the (gated) mean of its n-gram vectors, so the checkpoint stores no vocab_size x hidden_size table. Every step is
+exact integer arithmetic or one correctly rounded float32 operation, so torch on CPU or GPU, autocast and ONNX
+agree bit for bit:
 - ``x = (a_j * id + b_j) mod P`` with P = 2**31 - 1 in int64: products stay below 2**62;
 - the vector value is the odd integer ``2 * (x mod 2**17) - (2**17 - 1)``, later divided by 2**17 - 1;
 - a token sums at most 128 such integers, so |sum| < 2**24 and float32 adds them exactly in any order;
@@ -24,18 +21,16 @@ from .ngram_hashing import HASH_PRIME, MAX_NGRAMS_LIMIT, VALUE_BITS, VALUE_SCALE
 class DynamicNgramEmbeddings(nn.Module):
     """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32.
 
-    Optional learned gates (``config.ngram_weight_buckets`` = B > 0): n-gram ``id`` enters the mean with
-    weight ``1 + config.ngram_gate_scale * bucket_weights[id mod B]``. B scalars, however large the vocabulary;
-    at their initial value 0 every weight is exactly 1.0 and the embedding is the spec's, bit for bit. The gates let
-    fine-tuning turn single n-grams up or down (a frozen random vector cannot learn that a piece means "good").
+    Learned gates (``config.ngram_weight_buckets`` = B > 0): n-gram ``id`` enters the mean with weight
+    ``1 + config.ngram_gate_scale * bucket_weights[id mod B]``; at their initial value 0 every weight is exactly 1.0,
+    the spec's embedding. They let fine-tuning turn single n-grams up or down, which frozen random vectors cannot.
 
-    Fast path: a token's embedding is a pure function of its n-gram row, so ``forward(ngram_ids, input_ids)`` keeps
-    a lazily filled table indexed by token id that holds the token's row and its embedding. A stored embedding is
-    used only if the stored row equals the incoming one (the same id with other features gets its own); every other
-    row goes through ``reference``, the computation itself, which also serves calls without ``input_ids``, while
-    the gates take gradients, and under ``torch.compile``, tracing and ONNX export. The table is no parameter or
-    buffer; it holds at most ``cache_bytes`` (first come, first kept) and starts afresh after ``.to()``/``.half()``,
-    ``reset_constants()`` and whenever the gates' values differ from those it was filled with.
+    Fast path: ``forward(ngram_ids, input_ids)`` keeps a lazily filled table indexed by token id, holding the token's
+    n-gram row and its embedding. A stored embedding is used only where the stored row equals the incoming one; every
+    other row goes through ``reference``, the computation itself, which also serves calls without ``input_ids``,
+    training gates, ``torch.compile``, tracing and ONNX export. The table is no parameter or buffer, holds at most
+    ``cache_bytes`` (first come, first kept), and starts afresh after ``.to()``/``.half()``, ``reset_constants()``
+    and whenever the gates' values differ from those it was filled with.
     """
 
     cache_bytes = 16 * 2**20  # per module; 0 turns the table off
@@ -139,11 +134,9 @@ class DynamicNgramEmbeddings(nn.Module):
         self._gates = None if gates is None else gates.clone()
 
     def _store(self, ids, rows, embeddings):
-        """Store the first row of each token id not stored yet, while the budget lasts (stored ones stay)."""
-        order = torch.argsort(ids, stable=True)
-        first = torch.ones_like(order, dtype=torch.bool)
-        first[1:] = ids[order][1:] != ids[order][:-1]
-        take = order[first]  # (U,) one occurrence per id
+        """Store one row of each token id not stored yet, while the budget lasts (stored ones stay)."""
+        unique, inverse = torch.unique(ids, return_inverse=True)  # (U,): one occurrence of each id, any one
+        take = unique.new_empty(len(unique)).scatter_(0, inverse, torch.arange(len(ids), device=ids.device))
         take = take[self._slot[ids[take]] == 0][: max(self._budget - self._used, 0)]
         start, stop = self._used, self._used + len(take)
         self._rows[start:stop], self._embeddings[start:stop] = rows[take], embeddings[take]

@@ -9,7 +9,11 @@ links to it; a Hub folder holds it once); ``docs/hash-spec.md`` restates it, ``t
 HASH_SCHEME = "eelbert-ngram-v1"  # a change to anything below changes the ids, and needs a new name
 MAX_NGRAM_ID = 2**31 - 2  # ids are 1 + (hash mod MAX_NGRAM_ID): 1 ..= 2**31 - 2; 0 marks an empty slot
 MAX_NGRAMS_LIMIT = 128  # the model's float32 pooling is exact for at most 128 n-grams per token
-NGRAM_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token")  # tokenizer and model share
+# The fields that tokenizer and model share, with their defaults (a model's config holds all but feature_type).
+NGRAM_DEFAULTS = dict(hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48)
+NGRAM_FIELDS = tuple(NGRAM_DEFAULTS)
+# "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
+FEATURE_TYPES = ("ngram", "whole_token")
 
 MASK64 = 2**64 - 1
 WORD_START = b"\xff"  # never a byte of valid UTF-8, so it can't collide with text
@@ -89,7 +93,7 @@ def hash_constants(seed: int, dim: int) -> tuple[list[int], list[int]]:
     return [1 + r % (HASH_PRIME - 1) for r in draws[0::2]], [r % HASH_PRIME for r in draws[1::2]]
 
 
-def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_token, **_) -> None:
+def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_token, feature_type="ngram") -> None:
     """Raise a ``ValueError`` that names the bad n-gram field (tokenizer and config both call this)."""
     if hash_scheme != HASH_SCHEME:
         raise ValueError(f"hash_scheme {hash_scheme!r} is not known to this code, which implements {HASH_SCHEME!r}: "
@@ -99,19 +103,18 @@ def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_tok
     if not (type(max_ngrams_per_token) is int and 1 <= max_ngrams_per_token <= MAX_NGRAMS_LIMIT):
         raise ValueError(f"max_ngrams_per_token must be an integer in 1..{MAX_NGRAMS_LIMIT}, "
                          f"got {max_ngrams_per_token!r}")
+    if feature_type not in FEATURE_TYPES:
+        raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
 
 
 def check_compatible(model_fields: dict, tokenizer_fields: dict) -> None:
     """Raise a ``ValueError`` if a tokenizer (its ``ngram_params``) emits n-gram ids that a model (its config as a
     dict) does not expect. Table models read ``input_ids`` only; ``random_hash`` needs whole-token features."""
     embedding_type = model_fields.get("embedding_type", "dynamic")
-    if embedding_type in ("table", "hash_init"):
-        return
     want = {field: model_fields.get(field) for field in NGRAM_FIELDS}
     want["feature_type"] = "whole_token" if embedding_type == "random_hash" else "ngram"
     for field, expected in want.items():
-        got = tokenizer_fields.get(field)
-        if got != expected:
+        if (got := tokenizer_fields.get(field)) != expected and embedding_type not in ("table", "hash_init"):
             raise ValueError(f"tokenizer and model disagree on {field}: the model (embedding_type={embedding_type!r}) "
                              f"expects {expected!r}, the tokenizer produces {got!r}. Load the tokenizer saved with "
                              f"this model, or build one with EELBertTokenizer.from_pretrained(..., {field}={expected!r})")

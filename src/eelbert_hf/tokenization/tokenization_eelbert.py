@@ -12,16 +12,15 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 from transformers.models.bert.tokenization_bert import BertTokenizer
+from transformers.utils import cached_file
 
-from .ngram_hashing import HASH_SCHEME, NGRAM_FIELDS, check_compatible, check_ngram_params, token_ngram_ids
+from .ngram_hashing import NGRAM_DEFAULTS, check_compatible, check_ngram_params, token_ngram_ids
 
-
-# "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
-FEATURE_TYPES = ("ngram", "whole_token")
 SURROGATE = re.compile("[\ud800-\udfff]")  # not valid Unicode text: the Rust tokenizer refuses them
 
 
@@ -41,20 +40,15 @@ def _clean_text(text, name, depth=0):
 class EELBertTokenizer(BertTokenizer):
     model_input_names = ["input_ids", "token_type_ids", "attention_mask", "ngram_ids"]
 
-    def __init__(self, *args, hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48,
-                 feature_type="ngram", **kwargs):
-        check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_token)
-        if feature_type not in FEATURE_TYPES:
-            raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
-        self.feature_type = feature_type
-        self.hash_scheme = hash_scheme
-        self.ngram_min_n = ngram_min_n
-        self.ngram_max_n = ngram_max_n
-        self.max_ngrams_per_token = max_ngrams_per_token
+    def __init__(self, *args, **kwargs):
+        """BertTokenizer's arguments, plus the n-gram fields (``ngram_hashing.NGRAM_DEFAULTS``) and ``feature_type``
+        (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model)."""
+        fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
+        check_ngram_params(**fields)
+        self.__dict__.update(fields)
         self.__dict__.update(self._empty_table())
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
-        super().__init__(*args, hash_scheme=hash_scheme, ngram_min_n=ngram_min_n, ngram_max_n=ngram_max_n,
-                         max_ngrams_per_token=max_ngrams_per_token, feature_type=feature_type, **kwargs)
+        super().__init__(*args, **fields, **kwargs)  # saved into tokenizer_config.json
         if self.backend_tokenizer.get_vocab_size(with_added_tokens=False) <= len(self.all_special_tokens):
             raise ValueError("the tokenizer has no WordPiece vocabulary (every word would be [UNK]): load it from a folder "
                              "with vocab.txt or tokenizer.json, pass vocab=<path to vocab.txt>, or use "
@@ -76,22 +70,18 @@ class EELBertTokenizer(BertTokenizer):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         tokenizer = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        from transformers.utils import cached_file  # the config.json beside the tokenizer files, if there is one
-
         hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs}
         path = cached_file(pretrained_model_name_or_path, "config.json", _raise_exceptions_for_missing_entries=False,
-                           _raise_exceptions_for_connection_errors=False, **hub)
-        if path:
-            with open(path, encoding="utf-8") as f:
-                config = json.load(f)
-            if config.get("model_type") == "eelbert":
-                check_compatible(config, tokenizer.ngram_params)
+                           _raise_exceptions_for_connection_errors=False, **hub)  # a model's, beside the tokenizer
+        config = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+        if config.get("model_type") == "eelbert":
+            check_compatible(config, tokenizer.ngram_params)
         return tokenizer
 
     @property
     def ngram_params(self) -> dict:
         """The hash fields that a model's config must match."""
-        return {**{field: getattr(self, field) for field in NGRAM_FIELDS}, "feature_type": self.feature_type}
+        return {field: getattr(self, field) for field in (*NGRAM_DEFAULTS, "feature_type")}
 
     def token_ngram_ids(self, token: str, atom: bool | None = None) -> list[int]:
         """The spec applied to one token string (the per-string path); special tokens are atoms."""
@@ -129,13 +119,11 @@ class EELBertTokenizer(BertTokenizer):
     def _with_ngram_ids(self, batch):
         """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
         ids = batch.get("input_ids")
-        if ids is None:
-            return batch
         if isinstance(ids, torch.Tensor):
             batch["ngram_ids"] = torch.from_numpy(self.ngram_ids_for(ids.cpu().numpy()))
         elif isinstance(ids, np.ndarray):
             batch["ngram_ids"] = self.ngram_ids_for(ids)
-        else:  # Python lists, as BERT's other outputs: 48 ints per token
+        elif ids is not None:  # Python lists, as BERT's other outputs: 48 ints per token
             collecting = gc.isenabled()
             gc.disable()  # so many new small lists would set off cyclic-GC passes over the whole heap; none is a cycle
             try:
