@@ -106,10 +106,9 @@ class DynamicNgramEmbeddings(nn.Module):
             return self._lookup(ngram_ids, input_ids)
 
     def _lookup(self, ngram_ids, input_ids):
-        flat, ids = ngram_ids.reshape(-1, ngram_ids.shape[-1]), input_ids.reshape(-1)  # (B, S, K) -> (T, K), (T,)
-        low, high = (int(v) for v in torch.aminmax(ids)) if ids.numel() else (0, 0)
-        if low < 0 or high >= self.vocab_size:
-            return self.reference(ngram_ids)  # token ids the config's vocabulary doesn't have: nothing to index
+        # (B, S, K) -> (T, K), (T,). A token id only says where to look (a hit is verified by its row), so ids the
+        # vocabulary doesn't have are clamped into it.
+        flat, ids = ngram_ids.reshape(-1, ngram_ids.shape[-1]), input_ids.reshape(-1).clamp(0, self.vocab_size - 1)
         gates = self.bucket_weights.detach() if self.weight_buckets else None
         if (self._slot is None or self._slot.device != flat.device or self._rows.shape[1] != flat.shape[1]
                 or (gates is not None and not torch.equal(gates, self._gates))):  # compared by value: fused
