@@ -12,6 +12,7 @@ and `distill` accept every `TrainingArguments` flag (`--output_dir`, `--max_step
 import argparse
 import os
 import sys
+import time
 
 TRAINING_COMMANDS = ("pretrain", "finetune", "distill")
 
@@ -91,22 +92,39 @@ def main(argv=None):
 
 
 def threads_for_a_shared_machine() -> int | None:
-    """Give torch only the cores that other processes leave free (1-minute load average), unless OMP_NUM_THREADS
-    says otherwise; return the thread count set, or None. An intra-op thread whose core another process holds
-    stalls every parallel op: on 2 cores beside one CPU-bound process the quickstart took 184 s with 2 threads
-    and 63 s with 1 (61 s with 2 threads when idle). Imports torch only when it sets the thread count."""
+    """Give torch only the cores that other processes leave free, unless OMP_NUM_THREADS says otherwise; return the
+    thread count set, or None. An intra-op thread whose core another process holds stalls every parallel op: on 2
+    cores beside one CPU-bound process the quickstart took 184 s with 2 threads and 63 s with 1 (61 s with 2 threads
+    when idle). Busy cores: the 1-minute load average, but no more than the processes running right now (so the load
+    a finished job such as `pip install` leaves behind does not count). Imports torch only to set the count."""
     if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
         return None
-    cores = os.cpu_count() or 1
-    free = max(1, cores - round(os.getloadavg()[0]))
+    cores, load = os.cpu_count() or 1, os.getloadavg()[0]
+    running = _running_elsewhere()
+    busy = round(load) if running is None else min(round(load), running)
+    free = max(1, cores - busy)
     if free >= cores:
         return None
     import torch
 
     torch.set_num_threads(free)
-    print(f"eelbert: the machine is busy (load average {os.getloadavg()[0]:.1f} on {cores} cores): {free} torch "
+    print(f"eelbert: the machine is busy (load average {load:.1f} on {cores} cores): {free} torch "
           "thread(s); set OMP_NUM_THREADS to choose", file=sys.stderr)
     return free
+
+
+def _running_elsewhere() -> int | None:
+    """How many other processes are running on a CPU now (Linux /proc/loadavg: the median of 5 looks, 10 ms apart);
+    None where that is unknown."""
+    counts = []
+    try:
+        for _ in range(5):
+            with open("/proc/loadavg", encoding="ascii") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)  # "running/total": this process is one
+            time.sleep(0.01)
+    except (OSError, ValueError, IndexError):
+        return None
+    return sorted(counts)[len(counts) // 2]
 
 
 def run(argv=None):

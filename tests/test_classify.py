@@ -148,6 +148,7 @@ def test_a_busy_machine_gets_fewer_torch_threads(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("eelbert_cli._running_elsewhere", lambda: None)  # where /proc/loadavg is missing: the load
     try:
         monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
         assert threads_for_a_shared_machine() is None and torch.get_num_threads() == before  # idle: unchanged
@@ -155,6 +156,11 @@ def test_a_busy_machine_gets_fewer_torch_threads(monkeypatch):
         assert threads_for_a_shared_machine() == 1 and torch.get_num_threads() == 1
         monkeypatch.setattr("os.getloadavg", lambda: (9.0, 0.0, 0.0))
         assert threads_for_a_shared_machine() == 1  # never fewer than one
+        monkeypatch.setattr("os.getloadavg", lambda: (2.6, 0.0, 0.0))  # a finished job's load, nothing running now
+        monkeypatch.setattr("eelbert_cli._running_elsewhere", lambda: 0)
+        assert threads_for_a_shared_machine() is None
+        monkeypatch.setattr("eelbert_cli._running_elsewhere", lambda: 2)  # two of the three busy cores still run
+        assert threads_for_a_shared_machine() == 2 and torch.get_num_threads() == 2
         monkeypatch.setenv("OMP_NUM_THREADS", "3")
         assert threads_for_a_shared_machine() is None  # the user's choice stands
     finally:

@@ -109,3 +109,18 @@ def test_a_training_command_keeps_its_arguments_for_hf_argument_parser():
 
     args = eelbert_cli.parse(["finetune", "--output_dir", "out", "--max_steps", "3"])
     assert (args.command, args.training_args) == ("finetune", ["--output_dir", "out", "--max_steps", "3"])
+
+
+def test_running_processes_are_counted_from_proc_loadavg(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    fake = tmp_path / "loadavg"
+    fake.write_text("1.90 1.20 0.80 3/412 12345\n")  # three running: this process and two others
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path,
+                                                                          *a, **k))
+    import eelbert_cli
+
+    assert eelbert_cli._running_elsewhere() == 2
+    fake.write_text("garbage\n")
+    assert eelbert_cli._running_elsewhere() is None
