@@ -68,6 +68,23 @@ def test_trainer_finetunes_with_default_arguments(tokenizer, tmp_path, pairs):
     assert np.isfinite(result.training_loss)
 
 
+def test_the_documented_trainer_path_keeps_ngram_ids_out_of_the_dataset(tokenizer, tmp_path):
+    """docs/finetune.md: map with return_ngram_ids=False; DataCollatorWithPadding adds ngram_ids to every batch."""
+    rows = [json.loads(line) for line in open(RT_TRAIN, encoding="utf-8").read().splitlines()[:32]]
+    encoded = datasets.Dataset.from_list(rows).map(
+        lambda b: tokenizer(b["text"], truncation=True, return_ngram_ids=False), batched=True)
+    assert "ngram_ids" not in encoded.column_names
+    collator = DataCollatorWithPadding(tokenizer)
+    batch = collator([{k: encoded[i][k] for k in ("input_ids", "attention_mask", "token_type_ids")} for i in range(4)])
+    assert batch["ngram_ids"].shape == (*batch["input_ids"].shape, 48)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, report_to="none",
+                             disable_tqdm=True)
+    model = EELBertForSequenceClassification(small_config(num_labels=2))
+    result = Trainer(model=model, args=args, train_dataset=encoded, data_collator=collator,
+                     processing_class=tokenizer).train()
+    assert np.isfinite(result.training_loss)
+
+
 def test_mlm_checkpoint_loads_into_classifier(tmp_path, caplog):
     mlm = EELBertForMaskedLM(small_config())
     mlm.save_pretrained(tmp_path)
