@@ -8,12 +8,11 @@ from .ngram_hashing import NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngram_params
 # look up a learned vocab_size x hidden_size table with `input_ids` ("hash_init" starts it from the hash).
 EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")
 TABLE_TYPES = ("table", "hash_init")
-# name -> (layers, hidden, heads, intermediate); "uno" is the 1-layer model of the paper's smallest result.
-PRESETS = {
-    "base": (12, 768, 12, 3072),
-    "mini": (4, 256, 4, 1024),
-    "tiny": (2, 128, 2, 512),
-    "uno": (1, 128, 2, 512),
+PRESETS = {  # BERT's sizes; "uno" is the 1-layer model of the paper's smallest result
+    "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
+    "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
+    "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
+    "uno": dict(num_hidden_layers=1, hidden_size=128, num_attention_heads=2, intermediate_size=512),
 }
 # Defaults of BERT's fields (bert-base-uncased) and of EELBERT's (documented in the class docstring).
 BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -71,9 +70,7 @@ class EELBertConfig(PreTrainedConfig):
         """`"base"`, `"mini"`, `"tiny"` or `"uno"` (L12/H768, L4/H256, L2/H128, L1/H128), then `overrides`."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        layers, hidden, heads, intermediate = PRESETS[name]
-        fields = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads)
-        return cls(**{**fields, "intermediate_size": intermediate, **overrides})
+        return cls(**{**PRESETS[name], **overrides})
 
     def check(self):
         """Raise a ``ValueError`` naming the first invalid field."""

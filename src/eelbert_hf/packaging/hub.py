@@ -36,8 +36,8 @@ def save_hub_folder(model, tokenizer, folder: str, training_data: str | None = N
 
 
 def _preset_name(config) -> str:
-    dims = (config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size)
-    return next((name for name, preset in PRESETS.items() if preset == dims), "custom")
+    return next((name for name, sizes in PRESETS.items() if all(getattr(config, k) == v for k, v in sizes.items())),
+                "custom")
 
 
 def model_card(model, checkpoint_bytes: int, training_data: str | None = None, metrics: dict | None = None) -> str:
