@@ -69,6 +69,33 @@ def test_graph_computes_the_embedding_from_ngram_ids(classifier_onnx, tokenizer)
     assert np.abs(onnx_export.run_onnx(session, encoded) - onnx_export.run_onnx(session, changed)).max() > 1e-6
 
 
+class _Reference(torch.nn.Module):
+    def __init__(self, ngram_embeddings):
+        super().__init__()
+        self.ngram_embeddings = ngram_embeddings
+
+    def forward(self, ngram_ids):
+        return self.ngram_embeddings.reference(ngram_ids)
+
+
+def test_graph_embedding_has_the_bits_of_torch_with_learned_gates(tmp_path, tokenizer):
+    # the graph sums each token's n-gram vectors in embedding_bag's order, so the bits agree even where the learned
+    # gates make the summands non-integers (and float32 sums depend on their order)
+    ngram_embeddings = gated_model(EELBertForMaskedLM).base_model.embeddings.ngram_embeddings
+    path, sample = str(tmp_path / "embedding.onnx"), tokenizer(SENTENCES[:2], padding=True, return_tensors="pt")
+    dims = {"ngram_ids": {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}}
+    with torch.no_grad():
+        torch.onnx.export(_Reference(ngram_embeddings), (sample["ngram_ids"],), path, input_names=["ngram_ids"],
+                          dynamic_shapes=dims, dynamo=True, external_data=False, verbose=False)
+    session = onnx_export.onnx_session(path)
+    padded = tokenizer(SENTENCES + ["a much longer sentence than any of the examples"], padding=True,
+                       return_tensors="np")["ngram_ids"]
+    for ngram_ids in (padded, padded[:1, :2], np.zeros((2, 3, padded.shape[-1]), dtype=np.int64)):
+        with torch.no_grad():
+            expected = ngram_embeddings.reference(torch.from_numpy(ngram_ids)).numpy()
+        assert np.array_equal(session.run(None, {"ngram_ids": ngram_ids})[0].view(np.int32), expected.view(np.int32))
+
+
 def test_masked_lm_matches_torch(tmp_path, tokenizer):
     model = gated_model(EELBertForMaskedLM)
     path = onnx_export.export_onnx(model, tokenizer, str(tmp_path / "mlm.onnx"))

@@ -83,15 +83,19 @@ class DynamicNgramEmbeddings(nn.Module):
         if width > MAX_NGRAMS_LIMIT:  # beyond it the float32 sums would no longer be exact
             raise ValueError(f"at most {MAX_NGRAMS_LIMIT} n-grams per token, got {width}")
         flat = ngram_ids.reshape(-1, width)  # (..., K) -> (T, K)
-        unique_ids, inverse = torch.unique(flat, return_inverse=True)
+        # torch.compile, ONNX export: embedding_bag would export as an ONNX Loop, and a Gather over all T x K slots
+        # would spend most of the graph's time on empty ones, so only the non-empty slots are gathered (row-major)
+        compiling, filled = torch.compiler.is_compiling(), flat != 0
+        rows, slots = filled.nonzero(as_tuple=True) if compiling else (None, None)  # (N,), (N,)
+        unique_ids, inverse = torch.unique(flat[rows, slots] if compiling else flat, return_inverse=True)
         values = self.ngram_values(unique_ids)  # (U, d)
         if self.weight_buckets:  # learned gates: (U,) weights, exactly 1.0 while untrained
             values = values * (1.0 + self.gate_scale * self.bucket_weights[unique_ids % self.weight_buckets])[:, None]
-        if torch.compiler.is_compiling():  # torch.compile, ONNX export: embedding_bag would export as an ONNX Loop;
-            sums = values.index_select(0, inverse.flatten()).view(*inverse.shape, -1).sum(dim=1)  # Gather, ReduceSum
+        if compiling:  # Gather + ScatterND add: each row summed in slot order, as embedding_bag does (same bits)
+            sums = values.new_zeros(flat.shape[0], values.shape[1]).index_add_(0, rows, values.index_select(0, inverse))
         else:
             sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d); exact when unweighted
-        counts = (flat != 0).sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
+        counts = filled.sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
