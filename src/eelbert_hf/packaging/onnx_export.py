@@ -39,8 +39,9 @@ def output_name(model) -> str:
     return "last_hidden_state" if type(model).__name__ == "EELBertModel" else "logits"
 
 
-def export_onnx(model, tokenizer, path: str, opset: int = 18) -> str:
-    """Write `model` (any EELBERT head, dynamic embedding) as one self-contained ONNX file at `path`."""
+def export_onnx(model, tokenizer, path: str, opset: int = 20) -> str:
+    """Write `model` (any EELBERT head, dynamic embedding) as one self-contained ONNX file at `path`. (Opset 20 has
+    a Gelu op; below it GELU is five nodes that onnxruntime does not fuse, ~6% of the int8 graph's time at batch 64.)"""
     if getattr(model.config, "embedding_type", "dynamic") != "dynamic":
         raise ValueError(f"ONNX export supports embedding_type='dynamic', got {model.config.embedding_type!r}")
     wrapper = _PositionalInputs(model.float().eval()).eval()
