@@ -141,8 +141,10 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
             torch.onnx.export(bert.model.eval(), (), twin, kwargs={n: sample[n] for n in names}, input_names=list(names),
                               output_names=["logits"], dynamic_shapes={n: dim for n in names}, dynamo=True,
                               external_data=False, verbose=False)
-        sessions = {"eelbert": onnx_export.onnx_session(ours),
-                    "bert": onnx_export.onnx_session(onnx_export.quantize_onnx(twin, twin.replace(".onnx", "_int8.onnx")))}
+        threads = torch.get_num_threads()  # as many as the torch rows use
+        sessions = {"eelbert": onnx_export.onnx_session(ours, threads),
+                    "bert": onnx_export.onnx_session(onnx_export.quantize_onnx(twin, twin.replace(".onnx", "_int8.onnx")),
+                                                     threads)}
         logging.disable(logging.NOTSET)
         tokenizers = {"eelbert": eelbert.tokenizer, "bert": bert.tokenizer}
 

@@ -15,7 +15,7 @@ import threading
 import torch
 from torch import nn
 
-from .ngram_hashing import HASH_PRIME, MAX_NGRAMS_LIMIT, VALUE_BITS, VALUE_SCALE, hash_constants
+from .ngram_hashing import HASH_PRIME, MAX_NGRAMS_LIMIT, VALUE_SCALE, hash_constants
 
 
 class DynamicNgramEmbeddings(nn.Module):
@@ -74,7 +74,7 @@ class DynamicNgramEmbeddings(nn.Module):
         Id 0 (an empty slot) gives the zero vector.
         """
         x = torch.remainder(ids[:, None] * self.hash_a + self.hash_b, HASH_PRIME)  # (U, 1) * (d,) -> (U, d)
-        values = (2 * torch.remainder(x, 2**VALUE_BITS) - VALUE_SCALE).to(torch.float32)
+        values = (2 * (x & VALUE_SCALE) - VALUE_SCALE).to(torch.float32)  # x >= 0: x & (2**17 - 1) == x mod 2**17
         return values.masked_fill((ids == 0)[:, None], 0.0)  # +0.0, never -0.0
 
     def reference(self, ngram_ids: torch.Tensor) -> torch.Tensor:

@@ -116,11 +116,12 @@ def quantize_onnx(path: str, quantized_path: str) -> str:
     return quantized_path
 
 
-def onnx_session(path: str):
+def onnx_session(path: str, threads: int | None = None):
+    """An onnxruntime CPU session with `threads` intra-op threads (default: OMP_NUM_THREADS, else onnxruntime's)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0"))  # 0: onnxruntime's default
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS", "0")) if threads is None else threads
     return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
