@@ -114,7 +114,7 @@ def teachers(rt, out, which):
 
 def teacher_fit(folder, transfer_file, rt, sample=5000):
     """How closely a distilled student follows its teacher: agreement with the teacher's class on a sample of
-    the transfer set (what it was trained on) and on the validation split, and its validation accuracy."""
+    the transfer set (what it was trained on), and the student's accuracy on the validation split."""
     import random
 
     import torch
@@ -137,7 +137,8 @@ def teacher_fit(folder, transfer_file, rt, sample=5000):
         return np.array(out)
 
     fit = float((predict([r["text"] for r in transfer]) == np.argmax([r["teacher_logits"] for r in transfer], -1)).mean())
-    return {"agreement_transfer": fit}
+    accuracy = float((predict([r["text"] for r in valid]) == np.array([r["label"] for r in valid])).mean())
+    return {"agreement_transfer": fit, "validation_accuracy": accuracy}
 
 
 def main(argv=None):
