@@ -54,7 +54,8 @@ class EELBertEmbeddings(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        self.uses_table = config.embedding_type in TABLE_TYPES  # read once: config attribute access is slow
+        # Read once: a config attribute costs about a microsecond, and these are read on every call.
+        self.uses_table, self.ngram_width = config.embedding_type in TABLE_TYPES, config.max_ngrams_per_token
         if self.uses_table:  # BERT's own table and parameter name: BERT checkpoints load
             self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         else:
@@ -75,8 +76,7 @@ class EELBertEmbeddings(nn.Module):
             return self.word_embeddings(input_ids)
         if ngram_ids is None:
             raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {NGRAM_HINT}")
-        check_ids("ngram_ids", ngram_ids, ("batch", "seq_len", self.config.max_ngrams_per_token), MAX_NGRAM_ID,
-                  NGRAM_HINT)
+        check_ids("ngram_ids", ngram_ids, ("batch", "seq_len", self.ngram_width), MAX_NGRAM_ID, NGRAM_HINT)
         if input_ids is not None:  # any values work: the fast path's table is keyed by them, the result is not
             check_ids("input_ids", input_ids, tuple(ngram_ids.shape[:2]), hint=NGRAM_HINT)
             input_ids = input_ids.long()
@@ -98,8 +98,8 @@ class EELBertEmbeddings(nn.Module):
         if token_type_ids is None:  # segment 0 everywhere: one row, broadcast
             types = self.token_type_embeddings.weight[0]
         else:
-            check_ids("token_type_ids", token_type_ids, (batch, seq), self.config.type_vocab_size - 1,
-                      f"this model has type_vocab_size={self.config.type_vocab_size}")
+            count = self.token_type_embeddings.num_embeddings
+            check_ids("token_type_ids", token_type_ids, (batch, seq), count - 1, f"this model has type_vocab_size={count}")
             types = self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(inputs_embeds + types + self.position_embeddings(position_ids)))
 
