@@ -100,8 +100,10 @@ def threads_for_a_shared_machine() -> int | None:
     if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
         return None
     cores, load = os.cpu_count() or 1, os.getloadavg()[0]
-    running = _running_elsewhere()
-    busy = round(load) if running is None else min(round(load), running)
+    busy = round(load)
+    if busy:  # only then look at what runs now (five looks, 40 ms)
+        running = _running_elsewhere()
+        busy = busy if running is None else min(busy, running)
     free = max(1, cores - busy)
     if free >= cores:
         return None
