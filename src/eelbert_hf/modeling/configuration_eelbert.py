@@ -4,9 +4,7 @@ from transformers import PreTrainedConfig
 
 from .ngram_hashing import NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngram_params
 
-# "dynamic" and "random_hash" pool hashed n-gram vectors from `ngram_ids` (no table); "table" and "hash_init"
-# look up a learned vocab_size x hidden_size table with `input_ids` ("hash_init" starts it from the hash).
-EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")
+EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")  # see the class docstring
 TABLE_TYPES = ("table", "hash_init")
 PRESETS = {  # BERT's sizes; "uno" is the 1-layer model of the paper's smallest result
     "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
@@ -22,27 +20,20 @@ BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_
 EELBERT_FIELDS = dict(embedding_type="dynamic", **NGRAM_DEFAULTS, ngram_seed=0, ngram_weight_buckets=4096,
                       ngram_gate_scale=300.0)
 # Written into every saved config.json, so a folder loads through any of these Auto classes with remote code.
-AUTO_MAP = {
-    "AutoConfig": "configuration_eelbert.EELBertConfig",
-    "AutoModel": "modeling_eelbert.EELBertModel",
-    "AutoModelForMaskedLM": "modeling_eelbert.EELBertForMaskedLM",
-    "AutoModelForSequenceClassification": "modeling_eelbert.EELBertForSequenceClassification",
-    "AutoModelForTokenClassification": "modeling_eelbert.EELBertForTokenClassification",
-    "AutoModelForQuestionAnswering": "modeling_eelbert.EELBertForQuestionAnswering",
-    "AutoModelForMultipleChoice": "modeling_eelbert.EELBertForMultipleChoice",
-}
+AUTO_MAP = {"AutoConfig": "configuration_eelbert.EELBertConfig", **{
+    f"AutoModel{head}": f"modeling_eelbert.EELBert{head or 'Model'}" for head in ("", "ForMaskedLM",
+    "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")}}
 
 
 class EELBertConfig(PreTrainedConfig):
     r"""Configuration of an EELBERT model.
 
     Args beyond [`BertConfig`]'s:
-        embedding_type (`str`, defaults to `"dynamic"`): `"dynamic"` computes token embeddings from
-            `ngram_ids` (no table); `"table"` is a plain learned `vocab_size x hidden_size` table fed by
-            `input_ids` — the same code path as BERT, for baselines; `"hash_init"` is that table with rows
-            initialised from the dynamic embeddings (`eelbert_hf.training.init_table_from_hash(model, tokenizer)`);
-            `"random_hash"` is dynamic with a tokenizer of `feature_type="whole_token"` (one hashed atom per
-            token, no morphology), the paper's ablation.
+        embedding_type (`str`, defaults to `"dynamic"`): `"dynamic"` computes token embeddings from `ngram_ids`
+            (no table); `"table"` is BERT's learned `vocab_size x hidden_size` table fed by `input_ids`, for
+            baselines; `"hash_init"` is that table initialised from the dynamic embeddings
+            (`eelbert_hf.training.init_table_from_hash`); `"random_hash"` is dynamic with a tokenizer of
+            `feature_type="whole_token"` (one hashed atom per token, no morphology), the paper's ablation.
         hash_scheme (`str`, defaults to `"eelbert-ngram-v1"`): version of the n-gram hash spec.
         ngram_min_n, ngram_max_n (`int`, default 1 and 3): character n-gram lengths the tokenizer emits.
         max_ngrams_per_token (`int`, defaults to 48): width of `ngram_ids` (at most 128).
@@ -74,31 +65,27 @@ class EELBertConfig(PreTrainedConfig):
 
     def check(self):
         """Raise a ``ValueError`` naming the first invalid field."""
-        def require(ok, message):
-            if not ok:
-                raise ValueError(message)
-
-        def is_int(value, low, high=float("inf")):
+        def is_int(value, low=1, high=float("inf")):
             return type(value) is int and low <= value < high
 
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
-            require(is_int(getattr(self, name), 1), f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        require(self.hidden_size % self.num_attention_heads == 0, f"hidden_size ({self.hidden_size}) must be a "
-                f"multiple of num_attention_heads ({self.num_attention_heads})")
-        require(self.embedding_type in EMBEDDING_TYPES,
-                f"embedding_type must be one of {EMBEDDING_TYPES}, got {self.embedding_type!r}")
+        rules = [(name, is_int, "a positive integer") for name in ("vocab_size", "hidden_size",
+                 "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings",
+                 "type_vocab_size")] + [
+            ("hidden_size", lambda v: v % self.num_attention_heads == 0,
+             f"a multiple of num_attention_heads ({self.num_attention_heads})"),
+            ("embedding_type", lambda v: v in EMBEDDING_TYPES, f"one of {EMBEDDING_TYPES}"),
+            ("ngram_seed", lambda v: is_int(v, 0, 2**64), "an integer in [0, 2**64)"),
+            ("ngram_weight_buckets", lambda v: is_int(v, 0, self.vocab_size),
+             "an integer in [0, vocab_size) (0 turns the learned n-gram gates off)"),
+            ("ngram_gate_scale", lambda v: type(v) in (int, float) and 0 < v < float("inf"), "a positive finite number"),
+            ("hidden_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("attention_probs_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("pad_token_id", lambda v: v is None or is_int(v, 0, self.vocab_size), f"in [0, vocab_size={self.vocab_size})"),
+        ]
+        for name, ok, what in rules:
+            if not ok(getattr(self, name)):
+                raise ValueError(f"{name} must be {what}, got {getattr(self, name)!r}")
         check_ngram_params(**{field: getattr(self, field) for field in NGRAM_FIELDS})
-        require(is_int(self.ngram_seed, 0, 2**64), f"ngram_seed must be an integer in [0, 2**64), got {self.ngram_seed!r}")
-        require(is_int(self.ngram_weight_buckets, 0, self.vocab_size), "ngram_weight_buckets must be an integer in "
-                f"[0, vocab_size), got {self.ngram_weight_buckets!r} (0 turns the learned n-gram gates off)")
-        scale = self.ngram_gate_scale
-        require(type(scale) in (int, float) and 0 < scale < float("inf"),
-                f"ngram_gate_scale must be a positive finite number, got {scale!r}")
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            require(0.0 <= getattr(self, name) < 1.0, f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        require(self.pad_token_id is None or is_int(self.pad_token_id, 0, self.vocab_size),
-                f"pad_token_id ({self.pad_token_id}) must lie in [0, vocab_size={self.vocab_size})")
 
 
 __all__ = ["EELBertConfig"]
