@@ -22,15 +22,14 @@ class DynamicNgramEmbeddings(nn.Module):
     """Token embeddings from n-gram ids: (B, S, K) int64 -> (B, S, d) float32.
 
     Learned gates (``config.ngram_weight_buckets`` = B > 0): n-gram ``id`` enters the mean with weight
-    ``1 + config.ngram_gate_scale * bucket_weights[id mod B]``; at their initial value 0 every weight is exactly 1.0,
-    the spec's embedding. They let fine-tuning turn single n-grams up or down, which frozen random vectors cannot.
+    ``1 + config.ngram_gate_scale * bucket_weights[id mod B]``, exactly 1.0 at their initial value 0 (the spec's
+    embedding); fine-tuning turns single n-grams up or down, which frozen random vectors cannot.
 
-    Fast path: ``forward(ngram_ids, input_ids)`` keeps a lazily filled table indexed by token id, holding the token's
-    n-gram row and its embedding. A stored embedding is used only where the stored row equals the incoming one; every
-    other row goes through ``reference``, the computation itself, which also serves calls without ``input_ids``,
-    training gates, ``torch.compile``, tracing and ONNX export. The table is no parameter or buffer, holds at most
-    ``cache_bytes`` (first come, first kept), and starts afresh after ``.to()``/``.half()``, ``reset_constants()``
-    and whenever the gates' values differ from those it was filled with.
+    Fast path: with ``input_ids``, a lazily filled table indexed by token id holds the token's n-gram row and its
+    embedding; a stored embedding is used only where the stored row equals the incoming one, all other rows go
+    through ``reference`` (the computation itself, also used while gates train, under ``torch.compile``, tracing
+    and ONNX export). The table is no parameter or buffer, holds at most ``cache_bytes`` (first come, first kept),
+    and starts afresh after ``.to()``/``.half()``, ``reset_constants()`` and whenever the gates' values change.
     """
 
     cache_bytes = 16 * 2**20  # per module; 0 turns the table off
@@ -38,21 +37,18 @@ class DynamicNgramEmbeddings(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.hidden_size = config.hidden_size
-        self.ngram_seed = config.ngram_seed
-        self.vocab_size = config.vocab_size
-        a, b = hash_constants(config.ngram_seed, config.hidden_size)
+        self.hidden_size, self.ngram_seed, self.vocab_size = config.hidden_size, config.ngram_seed, config.vocab_size
         # Recomputable from the config, so not saved (the checkpoint keeps no embedding state at all).
-        self.hash_a = nn.Buffer(torch.tensor(a, dtype=torch.int64), persistent=False)
-        self.hash_b = nn.Buffer(torch.tensor(b, dtype=torch.int64), persistent=False)
+        self.hash_a = nn.Buffer(torch.empty(self.hidden_size, dtype=torch.int64), persistent=False)
+        self.hash_b = nn.Buffer(torch.empty(self.hidden_size, dtype=torch.int64), persistent=False)
         self.weight_buckets = config.ngram_weight_buckets
         if self.weight_buckets:
             self.gate_scale = float(config.ngram_gate_scale)  # Adam is scale-free: the gates learn this much faster
             self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
-        self.clear_cache()
+        self.reset_constants()
 
     def reset_constants(self):
-        """Refill the constants (``_init_weights`` calls this: buffers are re-created after meta-device loading)."""
+        """Fill the constants (``_init_weights`` calls this too: buffers are re-created after meta-device loading)."""
         a, b = hash_constants(self.ngram_seed, self.hidden_size)
         with torch.no_grad():
             self.hash_a.copy_(torch.tensor(a, dtype=torch.int64))
@@ -69,10 +65,7 @@ class DynamicNgramEmbeddings(nn.Module):
         return super()._apply(fn, recurse)
 
     def ngram_values(self, ids: torch.Tensor) -> torch.Tensor:
-        """Integer-valued vectors ``2 * ((a_j * id + b_j) mod P mod 2**17) - (2**17 - 1)``: (U,) -> (U, d).
-
-        Id 0 (an empty slot) gives the zero vector.
-        """
+        """Integer vectors ``2 * ((a_j * id + b_j) mod P mod 2**17) - (2**17 - 1)``, zeros for id 0: (U,) -> (U, d)."""
         x = torch.remainder(ids[:, None] * self.hash_a + self.hash_b, HASH_PRIME)  # (U, 1) * (d,) -> (U, d)
         values = (2 * (x & VALUE_SCALE) - VALUE_SCALE).to(torch.float32)  # x >= 0: x & (2**17 - 1) == x mod 2**17
         return values.masked_fill((ids == 0)[:, None], 0.0)  # +0.0, never -0.0
