@@ -1,9 +1,8 @@
 """EELBERT: BERT whose input-embedding table is replaced by n-gram hash embeddings computed on the fly.
 
-Cohn et al., 2023, "EELBERT: Tiny Models through Dynamic Embeddings" (arXiv:2310.20144). The only new module is
-the embedding layer (`EELBertEmbeddings`, with `DynamicNgramEmbeddings` in `ngram_embedding.py`); the encoder, pooler,
-heads and losses are transformers' BERT classes, reused by inheritance. Inputs are checked where they enter, so a bad
-tensor is a TypeError/ValueError that says what to pass, not an error deep inside torch.
+Cohn et al., 2023 (arXiv:2310.20144). The only new module is the embedding layer (`EELBertEmbeddings`, with
+`DynamicNgramEmbeddings`); encoder, pooler, heads and losses are transformers' BERT classes, reused by inheritance.
+Inputs are checked where they enter: a bad tensor is a TypeError/ValueError that says what to pass.
 """
 
 from collections import OrderedDict
@@ -43,8 +42,7 @@ def check_ids(name, tensor, shape=None, high=None, hint=""):
             raise ValueError(f"{name} values must lie in [0, {high}], got [{low}, {top}]; {hint}")
 
 
-def classifier_dropout(config):
-    """BERT's rule: classifier_dropout if set, else hidden_dropout_prob."""
+def classifier_dropout(config):  # BERT's rule: classifier_dropout if set, else hidden_dropout_prob
     return nn.Dropout(config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout)
 
 
@@ -225,9 +223,8 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
 
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
-        if labels is not None and not isinstance(labels, torch.Tensor):
-            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
-        if labels is not None and self.num_labels > 1 and not labels.is_floating_point():  # class ids
+        if labels is not None and not (isinstance(labels, torch.Tensor)  # class ids, unless regression or multi-label
+                                       and (self.num_labels == 1 or labels.is_floating_point())):
             check_ids("labels", labels, high=self.num_labels - 1, hint=f"this model has num_labels={self.num_labels}")
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids, position_ids=position_ids,
@@ -282,8 +279,8 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
 
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
+        hint = "multiple-choice inputs have a choice axis: (batch, num_choices, seq_len, ...)"
         if ngram_ids is not None and inputs_embeds is None:  # embed (B*C, S, K); BERT reads C off inputs_embeds
-            hint = "multiple-choice inputs have a choice axis: (batch, num_choices, seq_len, ...)"
             check_ids("ngram_ids", ngram_ids, ("batch", "num_choices", "seq_len", self.config.max_ngrams_per_token),
                       hint=hint)
             if input_ids is not None:
@@ -291,8 +288,11 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
                 input_ids = input_ids.flatten(0, 1)  # (B, C, S) -> (B*C, S)
             embeds = self.bert.embeddings.token_embeddings(input_ids, ngram_ids.flatten(0, 1))  # (B*C, S, d)
             inputs_embeds, input_ids = embeds.view(*ngram_ids.shape[:3], -1), None  # -> (B, C, S, d)
-        if labels is not None and not isinstance(labels, torch.Tensor):
-            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        if input_ids is None and inputs_embeds is None:
+            raise ValueError(f"no input: pass ngram_ids (and input_ids) from EELBertTokenizer; {hint}")
+        if labels is not None:  # one choice index per example
+            batch, choices = (inputs_embeds if input_ids is None else input_ids).shape[:2]
+            check_ids("labels", labels, (batch,), choices - 1, "labels hold one choice index per example")
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels, **kwargs)
 

@@ -1,9 +1,8 @@
 """The EELBERT n-gram hash, scheme ``eelbert-ngram-v1``: every constant and rule of it, in pure Python.
 
-EELBERT (Cohn et al., 2023, arXiv:2310.20144) embeds each token from its character n-grams. The tokenizer half
-(``token_ngram_ids``) maps a token string to n-gram ids; the model half (``modeling/ngram_embedding.py``) maps each
-id to a vector with the constants of ``hash_constants``. Both folders import this file (``modeling/ngram_hashing.py``
-links to it; a Hub folder holds it once); ``docs/hash-spec.md`` restates it, ``tests/golden/`` pins its output.
+The tokenizer half (``token_ngram_ids``) maps a token string to n-gram ids; the model half
+(``modeling/ngram_embedding.py``) maps each id to a vector with ``hash_constants``. Both folders import this file
+(``modeling/`` links to it; a Hub folder holds it once); ``docs/hash-spec.md`` restates it, ``tests/golden/`` pins it.
 """
 
 HASH_SCHEME = "eelbert-ngram-v1"  # a change to anything below changes the ids, and needs a new name
@@ -20,8 +19,7 @@ WORD_START = b"\xff"  # never a byte of valid UTF-8, so it can't collide with te
 ATOM_TAG = b"\xfe"  # never a byte of valid UTF-8 either
 
 HASH_PRIME = 2**31 - 1  # model half: x = (a_j * id + b_j) mod P; products stay below 2**62
-VALUE_BITS = 17
-VALUE_SCALE = 2**VALUE_BITS - 1  # 131071: the value 2 * (x mod 2**17) - VALUE_SCALE is odd, in [-S, S]
+VALUE_SCALE = 2**17 - 1  # 131071: the value 2 * (x mod 2**17) - VALUE_SCALE is odd, in [-S, S]
 
 
 def ngram_hash_id(data: bytes) -> int:
@@ -39,21 +37,16 @@ def ngram_hash_id(data: bytes) -> int:
 
 def token_ngrams(token: str, *, ngram_min_n: int = 1, ngram_max_n: int = 3, max_ngrams_per_token: int = 48,
                  atom: bool = False, whole_token: bool = False) -> list[bytes]:
-    """The byte strings whose hashes are the n-gram ids of one WordPiece token.
+    """The byte strings whose hashes are the n-gram ids of one WordPiece token, in five steps:
 
-    1. Atoms. If ``atom`` (the tokenizer passes True for its special tokens), or the token is bracketed
-       and longer than 2 characters (``[CLS]``, ``[unused7]``), or ``whole_token`` (the ``random_hash``
-       ablation: no morphology), the result is ``[0xFE + UTF-8(token)]``.
-    2. Symbols. A continuation piece ``##xyz`` (longer than 2 characters) gives the code points of
-       ``xyz``; any other piece ``xyz`` gives a word-start marker followed by the code points of
-       ``xyz``. So ``run`` and ``##run`` share ``r, u, n, ru, un, run`` yet stay distinct.
-    3. Bytes. A code point is its UTF-8 encoding (a lone surrogate: its 3-byte surrogatepass form);
-       the marker is the single byte 0xFF, which valid UTF-8 never contains.
-    4. N-grams. For n = ngram_min_n .. ngram_max_n in ascending order, then for every start position
-       from left to right, the n consecutive symbols' bytes are concatenated. Repeated n-grams are
-       kept (pooling weights them by count).
-    5. Truncation. Only the first ``max_ngrams_per_token`` of that order are kept, so long words
-       lose their last (longest) n-grams first.
+    1. Atoms: if ``atom`` (special tokens), ``whole_token`` (the ``random_hash`` ablation) or the token is bracketed
+       and longer than 2 characters (``[CLS]``, ``[unused7]``), the result is ``[0xFE + UTF-8(token)]``.
+    2. Symbols: ``##xyz`` (longer than 2 characters) gives the code points of ``xyz``; any other ``xyz`` gives a
+       word-start marker, then those of ``xyz``. So ``run`` and ``##run`` share ``r, u, n, ru, un, run`` only.
+    3. Bytes: a code point is its UTF-8 (a lone surrogate: its surrogatepass form); the marker is the byte 0xFF.
+    4. N-grams: for n = ngram_min_n .. ngram_max_n, each start from left to right, the n symbols' bytes joined;
+       repeats are kept (pooling weighs them by count).
+    5. Truncation: the first ``max_ngrams_per_token`` are kept, so long words lose their longest n-grams first.
     """
     if atom or whole_token or (len(token) > 2 and token[0] == "[" and token[-1] == "]"):
         return [ATOM_TAG + token.encode("utf-8", "surrogatepass")]

@@ -1,15 +1,13 @@
 """EELBertTokenizer: BERT's fast WordPiece tokenizer that also returns each token's n-gram ids.
 
-WordPiece runs in `tokenizers` exactly as for BERT. Every output also carries `ngram_ids` (batch, seq_len,
-max_ngrams_per_token): for each position, `ngram_hashing.token_ngram_ids` of that position's token string, read
-from a table filled lazily (each token is hashed once, on first sight). Loaded from a folder that also holds a
-model's config.json (a Hub folder), the tokenizer checks that it emits the n-gram ids that model expects.
+Every output carries `ngram_ids` (batch, seq_len, max_ngrams_per_token): per position, `ngram_hashing.token_ngram_ids`
+of its token string, from a table filled lazily (each token hashed on first sight). Loaded from a folder that also
+holds a model's config.json (a Hub folder), the tokenizer checks that it emits the n-gram ids that model expects.
 """
 
 import gc
 import importlib.util
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -55,9 +53,8 @@ class EELBertTokenizer(BertTokenizer):
                              "EELBertTokenizer.from_bundled_vocab()")
 
     def _empty_table(self) -> dict:
-        """The lazily filled table, empty: token id -> its row (-1 until first seen), the rows, the rows in use."""
-        return dict(_ngram_slot=np.zeros(0, np.int64), _ngram_table=np.zeros((0, self.max_ngrams_per_token), np.int64),
-                    _ngram_rows=0)
+        """The lazily filled table of ``ngram_ids_for``, empty."""
+        return dict(_ngram_table=np.zeros((0, self.max_ngrams_per_token), np.int64))
 
     @classmethod
     def from_bundled_vocab(cls, **kwargs):
@@ -65,7 +62,7 @@ class EELBertTokenizer(BertTokenizer):
         spec = importlib.util.find_spec("eelbert_hf")
         if spec is None or spec.origin is None:
             raise ValueError("from_bundled_vocab needs the eelbert_hf package: use from_pretrained(<folder>) instead")
-        return cls.from_pretrained(os.path.join(os.path.dirname(spec.origin), "data"), **kwargs)
+        return cls.from_pretrained(Path(spec.origin).parent / "data", **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -93,28 +90,24 @@ class EELBertTokenizer(BertTokenizer):
     def ngram_ids_for(self, input_ids) -> np.ndarray:
         """n-gram ids of token ids: integer array (...,) -> int64 array (..., max_ngrams_per_token).
 
-        Each token is hashed on first sight (all new tokens of a call at once) and its row kept in a table of the
-        tokens seen so far: memory grows with the tokens in use (384 bytes each), not with the vocabulary."""
+        Rows come from a table indexed by token id, each hashed on first sight (all new tokens of a call at once); a
+        row still all zeros is not filled yet. The table is allocated zeroed, so pages never written take no memory."""
         ids = np.asarray(input_ids)
         if ids.size and ids.dtype.kind not in "iu":  # a float 101.7 would silently become token 101
             raise TypeError(f"input_ids must hold integer token ids, got {ids.dtype}")
         ids = ids.astype(np.int64, copy=False)
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_slot)):  # first use, or tokens were added
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_table)):  # first use, or tokens were added
             size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the vocabulary (~6 ms)
             if ids.min() < 0 or ids.max() >= size:
                 raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
-            self._ngram_slot = np.concatenate([self._ngram_slot, np.full(size - len(self._ngram_slot), -1)])
-        todo = sorted(set(ids[self._ngram_slot[ids] < 0].tolist()))  # not seen yet (np.unique imports numpy.ma)
-        if todo:
-            start, stop, special = self._ngram_rows, self._ngram_rows + len(todo), set(self.all_special_tokens)
-            if stop > len(self._ngram_table):  # grow by doubling
-                grown = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)
-                grown[:start], self._ngram_table = self._ngram_table[:start], grown
-            for row, token in zip(self._ngram_table[start:stop], self.convert_ids_to_tokens(todo)):
-                ngram_ids = self.token_ngram_ids(token, atom=token in special)
-                row[: len(ngram_ids)] = ngram_ids
-            self._ngram_slot[todo], self._ngram_rows = np.arange(start, stop), stop
-        return self._ngram_table[self._ngram_slot[ids]]
+            grown = np.zeros((size, self.max_ngrams_per_token), np.int64)
+            grown[: len(self._ngram_table)], self._ngram_table = self._ngram_table, grown
+        todo = sorted(set(ids[self._ngram_table[:, 0][ids] == 0].tolist()))  # np.unique would import numpy.ma
+        special = set(self.all_special_tokens) if todo else ()
+        for token_id, token in zip(todo, self.convert_ids_to_tokens(todo)):
+            ngram_ids = self.token_ngram_ids(token, atom=token in special)
+            self._ngram_table[token_id, : len(ngram_ids)] = ngram_ids
+        return self._ngram_table.take(ids, axis=0)
 
     def _with_ngram_ids(self, batch):
         """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
