@@ -77,3 +77,17 @@ def test_multiple_choice_rejects_inputs_without_a_choice_axis(batch):
     stacked["ngram_ids"] = stacked["ngram_ids"][:, :, :-1]
     with pytest.raises(ValueError, match=r"input_ids must have shape \(3, 1, \d+\) to match"):
         model(**stacked)
+
+
+def test_multiple_choice_label_and_missing_input_errors(tokenizer):
+    model = EELBertForMultipleChoice(small_config()).eval()
+    flat = tokenizer(["a cat", "a dog", "a cow", "a hen"], padding=True, return_tensors="pt")
+    batch = {k: v.view(2, 2, *v.shape[1:]) for k, v in flat.items()}  # 2 examples, 2 choices each
+    for bad, error, match in [([0, 1], TypeError, "labels must be a torch.Tensor"),
+                              (torch.tensor([0, 2]), ValueError, r"labels values must lie in \[0, 1\]"),
+                              (torch.tensor([[0], [1]]), ValueError, r"labels must have shape \(2\)"),
+                              (torch.tensor([0.0, 1.0]), TypeError, "integers")]:
+        with pytest.raises(error, match=match):
+            model(**batch, labels=bad)
+    with pytest.raises(ValueError, match="no input"):
+        model(attention_mask=batch["attention_mask"])

@@ -64,23 +64,20 @@ class EELBertEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.position_ids = nn.Buffer(torch.arange(config.max_position_embeddings)[None], persistent=False)
 
-    def token_embeddings(self, input_ids=None, ngram_ids=None):
-        """The part that replaces BERT's table: (B, S) ids or (B, S, K) n-gram ids -> (B, S, d)."""
+    def token_embeddings(self, input_ids=None, ngram_ids=None, axes=("batch", "seq_len")):
+        """The part that replaces BERT's table: ids of shape `axes`, or n-gram ids of shape (*axes, K) -> (*axes, d)."""
         if self.uses_table:
             if input_ids is None:
                 raise ValueError(f"embedding_type={self.config.embedding_type!r} needs input_ids (or inputs_embeds)")
-            check_ids("input_ids", input_ids, ("batch", "seq_len"), self.config.vocab_size - 1,
-                      "use the tokenizer the model was trained with")
+            check_ids("input_ids", input_ids, axes, self.config.vocab_size - 1, "use the tokenizer the model was trained with")
             return self.word_embeddings(input_ids)
         if ngram_ids is None:
             raise ValueError(f"EELBERT computes token embeddings from n-gram ids, but ngram_ids is missing: {NGRAM_HINT}")
-        check_ids("ngram_ids", ngram_ids, ("batch", "seq_len", self.ngram_width), MAX_NGRAM_ID, NGRAM_HINT)
+        check_ids("ngram_ids", ngram_ids, (*axes, self.ngram_width), MAX_NGRAM_ID, NGRAM_HINT)
         if input_ids is not None:  # any values work: the fast path's table is keyed by them, the result is not
-            check_ids("input_ids", input_ids, tuple(ngram_ids.shape[:2]), hint=NGRAM_HINT)
+            check_ids("input_ids", input_ids, tuple(ngram_ids.shape[:-1]), hint=NGRAM_HINT)
             input_ids = input_ids.long()
-        embeddings = self.ngram_embeddings(ngram_ids.long(), input_ids)
-        dtype = self.position_embeddings.weight.dtype
-        return embeddings if embeddings.dtype == dtype else embeddings.to(dtype)
+        return self.ngram_embeddings(ngram_ids.long(), input_ids).to(self.position_embeddings.weight.dtype)
 
     def forward(self, inputs_embeds, token_type_ids=None, position_ids=None, **kwargs):
         # BertModel.forward calls this with the token embeddings as `inputs_embeds` (see EELBertModel.forward).
@@ -119,8 +116,7 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
             if module.weight_buckets:
                 init.zeros_(module.bucket_weights)  # gates start at weight 1.0: the plain n-gram mean
         elif isinstance(module, EELBertEmbeddings):
-            with torch.no_grad():
-                module.position_ids.copy_(torch.arange(module.position_ids.shape[-1])[None])
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1])[None])
 
 
 class EELBertModel(EELBertPreTrainedModel, BertModel):
@@ -198,12 +194,10 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
             selected = labels != -100
             check_ids("labels", labels[selected], high=self.config.vocab_size - 1, hint=hint)
             logits = self.cls.predictions(hidden[selected])  # (B, S, d) -> (N, d) -> (N, V)
-            if not logits.shape[0]:  # nothing masked in this batch: a zero loss that still has a graph
-                loss = logits.sum() * 0.0
-            elif num_items_in_batch is None:
-                loss = nn.functional.cross_entropy(logits, labels[selected])
-            else:  # summed over every micro-batch and process
-                loss = nn.functional.cross_entropy(logits, labels[selected], reduction="sum") / num_items_in_batch
+            # Per labelled token of this batch, or of the whole step (every micro-batch and process) when Trainer
+            # passes num_items_in_batch. With nothing labelled, a zero loss that still has a graph.
+            count = max(len(logits), 1) if num_items_in_batch is None else num_items_in_batch
+            loss = nn.functional.cross_entropy(logits, labels[selected], reduction="sum") / count
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states,
                               attentions=outputs.attentions)
 
@@ -279,17 +273,11 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
 
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
-        hint = "multiple-choice inputs have a choice axis: (batch, num_choices, seq_len, ...)"
-        if ngram_ids is not None and inputs_embeds is None:  # embed (B*C, S, K); BERT reads C off inputs_embeds
-            check_ids("ngram_ids", ngram_ids, ("batch", "num_choices", "seq_len", self.config.max_ngrams_per_token),
-                      hint=hint)
-            if input_ids is not None:
-                check_ids("input_ids", input_ids, tuple(ngram_ids.shape[:3]), hint=hint)
-                input_ids = input_ids.flatten(0, 1)  # (B, C, S) -> (B*C, S)
-            embeds = self.bert.embeddings.token_embeddings(input_ids, ngram_ids.flatten(0, 1))  # (B*C, S, d)
-            inputs_embeds, input_ids = embeds.view(*ngram_ids.shape[:3], -1), None  # -> (B, C, S, d)
+        if ngram_ids is not None and inputs_embeds is None:  # (B, C, S, K) -> (B, C, S, d): BERT reads C off it
+            inputs_embeds = self.bert.embeddings.token_embeddings(input_ids, ngram_ids, ("batch", "num_choices", "seq_len"))
+            input_ids = None
         if input_ids is None and inputs_embeds is None:
-            raise ValueError(f"no input: pass ngram_ids (and input_ids) from EELBertTokenizer; {hint}")
+            raise ValueError(f"no input: {NGRAM_HINT}, with a choice axis (batch, num_choices, seq_len, ...)")
         if labels is not None:  # one choice index per example
             batch, choices = (inputs_embeds if input_ids is None else input_ids).shape[:2]
             check_ids("labels", labels, (batch,), choices - 1, "labels hold one choice index per example")

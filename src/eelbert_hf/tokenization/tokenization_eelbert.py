@@ -23,9 +23,8 @@ SURROGATE = re.compile("[\ud800-\udfff]")  # not valid Unicode text: the Rust to
 
 
 def _clean_text(text, name, depth=0):
-    """Check that `text` is a str, or lists/tuples of str nested as `__call__` allows (batch, pairs, pre-split
-    words), and replace each lone surrogate with U+FFFD (one code point for one, so offsets still match the
-    input). BERT's normalizer drops U+FFFD like any invalid character."""
+    """Check that `text` is a str or lists/tuples of str as `__call__` allows (batch, pairs, pre-split words), and
+    replace each lone surrogate with U+FFFD, one code point for one (offsets still match); BERT's normalizer drops it."""
     if isinstance(text, str):
         return SURROGATE.sub("\ufffd", text) if SURROGATE.search(text) else text
     if isinstance(text, (list, tuple)) and depth < 3:
@@ -43,18 +42,13 @@ class EELBertTokenizer(BertTokenizer):
         (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model)."""
         fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
         check_ngram_params(**fields)
-        self.__dict__.update(fields)
-        self.__dict__.update(self._empty_table())
+        self.__dict__.update(fields, _ngram_table=np.zeros((0, fields["max_ngrams_per_token"]), np.int64))
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, **fields, **kwargs)  # saved into tokenizer_config.json
         if self.backend_tokenizer.get_vocab_size(with_added_tokens=False) <= len(self.all_special_tokens):
             raise ValueError("the tokenizer has no WordPiece vocabulary (every word would be [UNK]): load it from a folder "
                              "with vocab.txt or tokenizer.json, pass vocab=<path to vocab.txt>, or use "
                              "EELBertTokenizer.from_bundled_vocab()")
-
-    def _empty_table(self) -> dict:
-        """The lazily filled table of ``ngram_ids_for``, empty."""
-        return dict(_ngram_table=np.zeros((0, self.max_ngrams_per_token), np.int64))
 
     @classmethod
     def from_bundled_vocab(cls, **kwargs):
@@ -153,7 +147,7 @@ class EELBertTokenizer(BertTokenizer):
 
     def __getstate__(self):
         # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
-        return {**self.__dict__, **self._empty_table()}
+        return {**self.__dict__, "_ngram_table": self._ngram_table[:0]}
 
 
 __all__ = ["EELBertTokenizer"]
