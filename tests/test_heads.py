@@ -91,3 +91,14 @@ def test_multiple_choice_label_and_missing_input_errors(tokenizer):
             model(**batch, labels=bad)
     with pytest.raises(ValueError, match="no input"):
         model(attention_mask=batch["attention_mask"])
+
+
+def test_token_classification_label_errors(batch):
+    model = EELBertForTokenClassification(small_config(num_labels=3)).eval()
+    labels = torch.zeros_like(batch["input_ids"])
+    labels[:, 0] = -100  # ignored, as in BERT
+    assert model(**batch, labels=labels).loss.isfinite()
+    for bad, error, match in [(labels.tolist(), TypeError, "labels must be a torch.Tensor"),
+                              (labels + 3, ValueError, r"labels values must lie in \[0, 2\].*num_labels=3")]:
+        with pytest.raises(error, match=match):
+            model(**batch, labels=bad)

@@ -38,8 +38,7 @@ class EELBertConfig(PreTrainedConfig):
         ngram_min_n, ngram_max_n (`int`, default 1 and 3): character n-gram lengths the tokenizer emits.
         max_ngrams_per_token (`int`, defaults to 48): width of `ngram_ids` (at most 128).
         ngram_seed (`int`, defaults to 0): seed of the per-dimension hash constants.
-        ngram_weight_buckets (`int`, defaults to 4096): learned per-n-gram gates (n-gram id mod this), 0 for
-            none (their effect on accuracy: docs/results.md).
+        ngram_weight_buckets (`int`, defaults to 4096): learned per-n-gram gates (n-gram id mod this); 0: none.
         ngram_gate_scale (`float`, defaults to 300.0): a gate `g` weighs its n-grams by `1 + ngram_gate_scale * g`,
             so the gates train this many times faster than the rest at one learning rate.
     """

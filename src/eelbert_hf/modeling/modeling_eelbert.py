@@ -204,13 +204,15 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
 
 # The heads below are BERT's, over an EELBERT encoder. Each forward names `ngram_ids` so that Trainer keeps that
 # dataset column and pipelines pass it; BERT's forward hands it on to `self.bert`.
-class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceClassification):
-    """Single-label, regression or multi-label classification of the whole sequence (BERT's loss rules)."""
+class EELBertClassifier(EELBertPreTrainedModel):
+    """BERT's classifier layers over an EELBERT encoder; with a BERT head class after it, that head's forward."""
+
+    pooled = True  # classify the pooled [CLS] vector (sequence), or each token's
 
     def __init__(self, config):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = EELBertModel(config)
+        self.bert = EELBertModel(config, add_pooling_layer=self.pooled)
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -219,28 +221,22 @@ class EELBertForSequenceClassification(EELBertPreTrainedModel, BertForSequenceCl
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
         if labels is not None and not (isinstance(labels, torch.Tensor)  # class ids, unless regression or multi-label
                                        and (self.num_labels == 1 or labels.is_floating_point())):
-            check_ids("labels", labels, high=self.num_labels - 1, hint=f"this model has num_labels={self.num_labels}")
+            hint = f"this model has num_labels={self.num_labels}; -100 marks a position without a label"
+            check_ids("labels", labels, hint=hint)
+            check_ids("labels", labels[labels != -100], high=self.num_labels - 1, hint=hint)
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids, position_ids=position_ids,
                                inputs_embeds=inputs_embeds, labels=labels, **kwargs)
 
 
-class EELBertForTokenClassification(EELBertPreTrainedModel, BertForTokenClassification):
+class EELBertForSequenceClassification(EELBertClassifier, BertForSequenceClassification):
+    """Single-label, regression or multi-label classification of the whole sequence (BERT's loss rules)."""
+
+
+class EELBertForTokenClassification(EELBertClassifier, BertForTokenClassification):
     """One label per token (-100 ignored)."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.bert = EELBertModel(config, add_pooling_layer=False)
-        self.dropout = classifier_dropout(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
-                position_ids=None, inputs_embeds=None, labels=None, **kwargs):
-        return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
-                               token_type_ids=token_type_ids, position_ids=position_ids,
-                               inputs_embeds=inputs_embeds, labels=labels, **kwargs)
+    pooled = False
 
 
 class EELBertForQuestionAnswering(EELBertPreTrainedModel, BertForQuestionAnswering):

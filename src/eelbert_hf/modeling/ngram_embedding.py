@@ -1,12 +1,11 @@
 """Model half of the EELBERT n-gram hash (``ngram_hashing.py`` holds the spec): n-gram ids -> token embeddings.
 
-Every n-gram id becomes a vector in [-1, 1]^d by a seeded integer hash of (id, dimension), and a token's embedding
-is the (gated) mean of its n-gram vectors, so the checkpoint stores no vocab_size x hidden_size table. Every step is
-exact integer arithmetic or one correctly rounded float32 operation, so torch on CPU or GPU, autocast and ONNX
-agree bit for bit:
+Each n-gram id becomes a vector in [-1, 1]^d by a seeded integer hash of (id, dimension); a token's embedding is the
+(gated) mean of its n-gram vectors, so no vocab_size x hidden_size table is stored. Every step is exact integer
+arithmetic or one correctly rounded float32 operation, so torch on CPU or GPU, autocast and ONNX agree bit for bit:
 - ``x = (a_j * id + b_j) mod P`` with P = 2**31 - 1 in int64: products stay below 2**62;
-- the vector value is the odd integer ``2 * (x mod 2**17) - (2**17 - 1)``, later divided by 2**17 - 1;
-- a token sums at most 128 such integers, so |sum| < 2**24 and float32 adds them exactly in any order;
+- the value is the odd integer ``2 * (x mod 2**17) - (2**17 - 1)``; a token sums at most 128 of them, so
+  |sum| < 2**24 and float32 adds them exactly in any order;
 - the mean is one float32 division by ``count * (2**17 - 1)`` (< 2**24, exact).
 """
 
