@@ -92,30 +92,26 @@ class DynamicNgramEmbeddings(nn.Module):
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
     def forward(self, ngram_ids: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """``reference(ngram_ids)``, read from the table where a token's stored row matches. (``EELBertEmbeddings``
-        checks that the ids lie in [0, MAX_NGRAM_ID].)"""
+        """``reference(ngram_ids)``, read from the table where a token's stored row matches (``EELBertEmbeddings``
+        checks that the ids lie in [0, MAX_NGRAM_ID]). A token id only says where to look, since a hit is verified
+        by its row, so ids the vocabulary doesn't have are clamped into it."""
         gates_learn = self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad
-        if (input_ids is None or self.cache_bytes <= 8 * self.vocab_size or gates_learn  # no room beyond the slots
-                or ngram_ids.shape[-1] > MAX_NGRAMS_LIMIT or torch.compiler.is_compiling() or torch.jit.is_tracing()):
+        if (input_ids is None or gates_learn or self.cache_bytes <= 8 * self.vocab_size  # no room beyond the slots
+                or torch.compiler.is_compiling() or torch.jit.is_tracing()):
             return self.reference(ngram_ids)
-        with self._lock:
-            return self._lookup(ngram_ids, input_ids)
-
-    def _lookup(self, ngram_ids, input_ids):
-        # (B, S, K) -> (T, K), (T,). A token id only says where to look (a hit is verified by its row), so ids the
-        # vocabulary doesn't have are clamped into it.
         flat, ids = ngram_ids.reshape(-1, ngram_ids.shape[-1]), input_ids.reshape(-1).clamp(0, self.vocab_size - 1)
         gates = self.bucket_weights.detach() if self.weight_buckets else None
-        if (self._slot is None or self._slot.device != flat.device or self._rows.shape[1] != flat.shape[1]
-                or (gates is not None and not torch.equal(gates, self._gates))):  # compared by value: fused
-            self._start_table(flat.device, flat.shape[1], gates)  # optimizers don't bump the version counter
-        slot = self._slot.index_select(0, ids)  # (T,)
-        stored, out = self._rows.index_select(0, slot), self._embeddings.index_select(0, slot)  # (T, K), (T, d)
-        if not (torch.equal(stored, flat) and bool(slot.all())):  # slot 0: not stored, whatever the row holds
-            miss = ((stored != flat).any(dim=1) | (slot == 0)).nonzero().squeeze(1)  # (M,)
-            out[miss] = computed = self.reference(flat[miss])  # (M, d)
-            self._store(ids[miss], flat[miss], computed)
-        return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (B, S, d)
+        with self._lock:
+            if (self._slot is None or self._slot.device != flat.device or self._rows.shape[1] != flat.shape[1]
+                    or (gates is not None and not torch.equal(gates, self._gates))):  # compared by value: fused
+                self._start_table(flat.device, flat.shape[1], gates)  # optimizers don't bump the version counter
+            slot = self._slot.index_select(0, ids)  # (T,)
+            stored, out = self._rows.index_select(0, slot), self._embeddings.index_select(0, slot)  # (T, K), (T, d)
+            if not (torch.equal(stored, flat) and bool(slot.all())):  # slot 0: not stored, whatever the row holds
+                miss = ((stored != flat).any(dim=1) | (slot == 0)).nonzero().squeeze(1)  # (M,)
+                out[miss] = computed = self.reference(flat[miss])  # (M, d)
+                self._store(ids[miss], flat[miss], computed)
+        return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
     def _start_table(self, device, width, gates):
         self.clear_cache()
