@@ -6,12 +6,10 @@ from .ngram_hashing import NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngram_params
 
 EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")  # see the class docstring
 TABLE_TYPES = ("table", "hash_init")
-PRESETS = {  # BERT's sizes; "uno" is the 1-layer model of the paper's smallest result
-    "base": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
-    "mini": dict(num_hidden_layers=4, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
-    "tiny": dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, intermediate_size=512),
-    "uno": dict(num_hidden_layers=1, hidden_size=128, num_attention_heads=2, intermediate_size=512),
-}
+# BERT's sizes (layers, hidden, heads; intermediate is 4 x hidden); "uno" is the paper's smallest, 1-layer model.
+PRESETS = {name: dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
+           for name, (layers, hidden, heads) in dict(base=(12, 768, 12), mini=(4, 256, 4), tiny=(2, 128, 2),
+                                                     uno=(1, 128, 2)).items()}
 # Defaults of BERT's fields (bert-base-uncased) and of EELBERT's (documented in the class docstring).
 BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                    intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,

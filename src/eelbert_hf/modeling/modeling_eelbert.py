@@ -52,7 +52,7 @@ class EELBertEmbeddings(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.config = config
-        # Read once: a config attribute costs about a microsecond, and these are read on every call.
+        # Read on every call, so copied out of the config (whose attribute access goes through a slow __getattribute__).
         self.uses_table, self.ngram_width = config.embedding_type in TABLE_TYPES, config.max_ngrams_per_token
         if self.uses_table:  # BERT's own table and parameter name: BERT checkpoints load
             self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)

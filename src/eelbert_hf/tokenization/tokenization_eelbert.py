@@ -91,7 +91,7 @@ class EELBertTokenizer(BertTokenizer):
             raise TypeError(f"input_ids must hold integer token ids, got {ids.dtype}")
         ids = ids.astype(np.int64, copy=False)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_table)):  # first use, or tokens were added
-            size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the vocabulary (~6 ms)
+            size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the whole vocabulary
             if ids.min() < 0 or ids.max() >= size:
                 raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
             grown = np.zeros((size, self.max_ngrams_per_token), np.int64)
