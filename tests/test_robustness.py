@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 
@@ -307,10 +307,12 @@ def test_property_batch_and_padding_keep_features(tokenizer, texts, extra):
 @settings(max_examples=15, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(texts=st.lists(ANY_TEXT, min_size=1, max_size=3), extra=st.integers(1, 6))
+@example(texts=["0\u00b9000A0000000:0::0::0000000000:0:0:0:0:0"], extra=1)  # longer than 32 tokens: truncated
 def test_property_model_padding_and_batching_do_not_change_real_positions(tokenizer, model, texts, extra):
     padded = tokenizer(texts, truncation=True, max_length=32, padding=True, return_tensors="pt")
-    longer = tokenizer(texts, truncation=True, padding="max_length", max_length=padded["input_ids"].shape[1] + extra,
-                       return_tensors="pt")
+    # the same truncated tokens, padded further (tokenizing with a larger max_length would keep more real tokens)
+    longer = tokenizer.pad(tokenizer(texts, truncation=True, max_length=32), padding="max_length",
+                           max_length=padded["input_ids"].shape[1] + extra, return_tensors="pt")
     with torch.no_grad():
         out, out_longer = model(**padded).last_hidden_state, model(**longer).last_hidden_state
     assert torch.isfinite(out_longer).all()
