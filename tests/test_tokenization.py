@@ -146,7 +146,7 @@ def test_pickle_drops_cache_but_keeps_behaviour(tokenizer):
 
     tokenizer(SENTENCES)  # fill part of the cache
     clone = pickle.loads(pickle.dumps(tokenizer))
-    assert len(clone._ngram_table) == 0
+    assert len(clone._ngram_slot) == 0
     assert clone(SENTENCES)["ngram_ids"] == tokenizer(SENTENCES)["ngram_ids"]
 
 

@@ -42,13 +42,19 @@ class EELBertTokenizer(BertTokenizer):
         (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model)."""
         fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
         check_ngram_params(**fields)
-        self.__dict__.update(fields, _ngram_table=np.zeros((0, fields["max_ngrams_per_token"]), np.int64))
+        self.__dict__.update(fields)
+        self.__dict__.update(self._empty_table())
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, **fields, **kwargs)  # saved into tokenizer_config.json
         if self.backend_tokenizer.get_vocab_size(with_added_tokens=False) <= len(self.all_special_tokens):
             raise ValueError("the tokenizer has no WordPiece vocabulary (every word would be [UNK]): load it from a folder "
                              "with vocab.txt or tokenizer.json, pass vocab=<path to vocab.txt>, or use "
                              "EELBertTokenizer.from_bundled_vocab()")
+
+    def _empty_table(self) -> dict:
+        """The lazily filled table, empty: token id -> its row (-1 until first seen), the rows, the rows in use."""
+        return dict(_ngram_slot=np.zeros(0, np.int64), _ngram_table=np.zeros((0, self.max_ngrams_per_token), np.int64),
+                    _ngram_rows=0)
 
     @classmethod
     def from_bundled_vocab(cls, **kwargs):
@@ -84,24 +90,28 @@ class EELBertTokenizer(BertTokenizer):
     def ngram_ids_for(self, input_ids) -> np.ndarray:
         """n-gram ids of token ids: integer array (...,) -> int64 array (..., max_ngrams_per_token).
 
-        Rows come from a table indexed by token id, each hashed on first sight (all new tokens of a call at once); a
-        row still all zeros is not filled yet. The table is allocated zeroed, so pages never written take no memory."""
+        Each token is hashed on first sight (all new tokens of a call at once) and its row kept in a table of the
+        tokens seen so far: memory grows with the tokens in use (384 bytes each), not with the vocabulary."""
         ids = np.asarray(input_ids)
         if ids.size and ids.dtype.kind not in "iu":  # a float 101.7 would silently become token 101
             raise TypeError(f"input_ids must hold integer token ids, got {ids.dtype}")
         ids = ids.astype(np.int64, copy=False)
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_table)):  # first use, or tokens were added
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_slot)):  # first use, or tokens were added
             size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the whole vocabulary
             if ids.min() < 0 or ids.max() >= size:
                 raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
-            grown = np.zeros((size, self.max_ngrams_per_token), np.int64)
-            grown[: len(self._ngram_table)], self._ngram_table = self._ngram_table, grown
-        todo = sorted(set(ids[self._ngram_table[:, 0][ids] == 0].tolist()))  # np.unique would import numpy.ma
-        special = set(self.all_special_tokens) if todo else ()
-        for token_id, token in zip(todo, self.convert_ids_to_tokens(todo)):
-            ngram_ids = self.token_ngram_ids(token, atom=token in special)
-            self._ngram_table[token_id, : len(ngram_ids)] = ngram_ids
-        return self._ngram_table.take(ids, axis=0)
+            self._ngram_slot = np.concatenate([self._ngram_slot, np.full(size - len(self._ngram_slot), -1)])
+        todo = sorted(set(ids[self._ngram_slot[ids] < 0].tolist()))  # not seen yet (np.unique imports numpy.ma)
+        if todo:
+            start, stop, special = self._ngram_rows, self._ngram_rows + len(todo), set(self.all_special_tokens)
+            if stop > len(self._ngram_table):  # grow by doubling
+                grown = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)
+                grown[:start], self._ngram_table = self._ngram_table[:start], grown
+            for row, token in zip(self._ngram_table[start:stop], self.convert_ids_to_tokens(todo)):
+                ngram_ids = self.token_ngram_ids(token, atom=token in special)
+                row[: len(ngram_ids)] = ngram_ids
+            self._ngram_slot[todo], self._ngram_rows = np.arange(start, stop), stop
+        return self._ngram_table[self._ngram_slot[ids]]
 
     def _with_ngram_ids(self, batch):
         """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
@@ -147,7 +157,7 @@ class EELBertTokenizer(BertTokenizer):
 
     def __getstate__(self):
         # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
-        return {**self.__dict__, "_ngram_table": self._ngram_table[:0]}
+        return {**self.__dict__, **self._empty_table()}
 
 
 __all__ = ["EELBertTokenizer"]
