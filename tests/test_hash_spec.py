@@ -122,13 +122,13 @@ def test_spec_embeddings_match_golden_bits(case):
 # ---------------------------------------------------------------- (b) the package's tokenizer half
 @pytest.mark.parametrize("entry", GOLDEN["tokens"], ids=lambda t: ascii(t["token"]))
 def test_package_token_ngram_ids_match_golden(entry):
-    from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
+    from eelbert_hf.modeling.ngram_hashing import token_ngram_ids
 
     assert token_ngram_ids(entry["token"], atom=entry["atom"], **PARAMS) == entry["ngram_ids"]
 
 
 def test_package_ngram_hash_id_matches_golden():
-    from eelbert_hf.tokenization.ngram_hashing import ngram_hash_id
+    from eelbert_hf.modeling.ngram_hashing import ngram_hash_id
 
     for entry in GOLDEN["ngram_hash_ids"]:
         assert ngram_hash_id(bytes.fromhex(entry["bytes_hex"])) == entry["id"]
@@ -142,7 +142,7 @@ def make_module(hidden_size=8, ngram_seed=0):
 
 
 def test_package_constants_match_golden():
-    from eelbert_hf.tokenization.ngram_hashing import hash_constants, splitmix64
+    from eelbert_hf.modeling.ngram_hashing import hash_constants, splitmix64
 
     sm, hc = GOLDEN["splitmix64"], GOLDEN["hash_constants"]
     assert splitmix64(sm["seed"], len(sm["first"])) == sm["first"]
@@ -186,9 +186,9 @@ HASHSEED_TOKENS = ["run", "##ing", "[CLS]", "café", "😀", "[unused0]"]
 
 
 def test_ids_independent_of_pythonhashseed():
-    from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
+    from eelbert_hf.modeling.ngram_hashing import token_ngram_ids
 
-    script = ("import json; from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids; "
+    script = ("import json; from eelbert_hf.modeling.ngram_hashing import token_ngram_ids; "
               f"print(json.dumps([token_ngram_ids(t) for t in {HASHSEED_TOKENS!r}]))")
     in_process = [token_ngram_ids(t) for t in HASHSEED_TOKENS]
     outputs = []
@@ -201,7 +201,7 @@ def test_ids_independent_of_pythonhashseed():
 
 # ---------------------------------------------------------------- (e) value and id ranges
 def test_value_and_id_ranges():
-    from eelbert_hf.tokenization.ngram_hashing import VALUE_SCALE
+    from eelbert_hf.modeling.ngram_hashing import VALUE_SCALE
 
     all_ids = [i for t in GOLDEN["tokens"] for i in t["ngram_ids"]]
     assert all(1 <= i <= 2**31 - 2 for i in all_ids)
@@ -219,8 +219,19 @@ def test_value_and_id_ranges():
 def test_both_halves_read_one_spec_file():
     import eelbert_hf.modeling.ngram_hashing as model_side
     from eelbert_hf import EELBertConfig, EELBertTokenizer
-    import eelbert_hf.tokenization.ngram_hashing as tokenizer_side
+    import eelbert_hf.tokenization.tokenization_eelbert as tokenizer_module
 
-    assert pathlib.Path(model_side.__file__).resolve() == pathlib.Path(tokenizer_side.__file__).resolve()
+    # the tokenizer's `.ngram_hashing` is the model's module itself, not a second copy of the file
+    assert sys.modules[tokenizer_module.check_ngram_params.__module__] is model_side
+    assert tokenizer_module.token_ngram_ids is model_side.token_ngram_ids
     assert model_side.HASH_SCHEME == GOLDEN["hash_scheme"]
     assert EELBertConfig().hash_scheme == EELBertTokenizer.from_bundled_vocab().hash_scheme == GOLDEN["hash_scheme"]
+
+
+def test_no_symlink_in_the_repository():
+    # a Windows checkout turns a git symlink into a one-line text file, and the package would not import
+    root = pathlib.Path(__file__).parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("the tests run outside a git checkout: no index to read the file modes from")
+    listing = subprocess.run(["git", "ls-files", "-s"], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert [line for line in listing.splitlines() if line.startswith("120000")] == []

@@ -3,6 +3,7 @@ eelbert_hf cannot be imported, both from the folder and as "org/uno-eelbert" fro
 
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -269,3 +270,35 @@ def test_export_of_an_mlm_checkpoint_as_an_encoder_is_small_and_loads_cleanly(tm
         main(["export", str(checkpoint), str(tmp_path / "bad"), "--head", "summarization"])
     with pytest.raises(ValueError, match="no folder"):
         main(["export", str(tmp_path / "nothing"), str(tmp_path / "bad")])
+
+
+TOKENIZER_ONLY_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.modules["eelbert_hf"] = None  # the package is not installed for this user
+    import transformers
+    tokenizer = transformers.AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
+    print(json.dumps({"module": type(tokenizer).__module__, "ngram_ids": tokenizer("a gripping film")["ngram_ids"]}))
+""")
+
+
+def test_a_tokenizer_saved_alone_carries_its_code_and_loads_without_the_package(tmp_path):
+    """The flat Hub layout from the tokenizer alone: its file and the hash spec it imports (which lives in
+    `modeling/` in the package) are both written, and the folder loads with remote code only."""
+    tokenizer = EELBertTokenizer.from_bundled_vocab()
+    tokenizer.save_pretrained(tmp_path)
+    assert {"tokenization_eelbert.py", "ngram_hashing.py"} <= set(os.listdir(tmp_path))
+    package_spec = pathlib.Path(sys.modules["eelbert_hf.modeling.ngram_hashing"].__file__)
+    assert (tmp_path / "ngram_hashing.py").read_bytes() == package_spec.read_bytes()
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    proc = subprocess.run([sys.executable, "-c", TOKENIZER_ONLY_SCRIPT, str(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not remote["module"].startswith("eelbert_hf"), remote["module"]
+    assert remote["ngram_ids"] == tokenizer("a gripping film")["ngram_ids"]
+
+
+def test_save_with_push_to_hub_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match=r"push_to_hub\(repo_id\)"):
+        EELBertTokenizer.from_bundled_vocab().save_pretrained(tmp_path / "out", push_to_hub=True)
+    assert not (tmp_path / "out").exists()

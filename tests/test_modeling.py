@@ -12,7 +12,7 @@ from eelbert_hf import (
     EELBertModel,
 )
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
-from eelbert_hf.tokenization.ngram_hashing import VALUE_SCALE
+from eelbert_hf.modeling.ngram_hashing import VALUE_SCALE
 
 
 def test_presets():
@@ -37,12 +37,24 @@ def test_presets():
     (dict(ngram_gate_scale=0.0), "ngram_gate_scale"),
     (dict(ngram_gate_scale=float("inf")), "ngram_gate_scale"),
     (dict(ngram_gate_scale="300"), "ngram_gate_scale"),
+    (dict(ngram_weight_buckets=-1), "ngram_weight_buckets"),
+    (dict(ngram_weight_buckets=2**31 - 1), "ngram_weight_buckets"),  # one more than there are n-gram ids
+    (dict(ngram_weight_buckets=64.0), "ngram_weight_buckets"),
 ])
 def test_invalid_config_raises(bad, match):
     with pytest.raises(ValueError, match=match):
         EELBertConfig(**bad)
     with pytest.raises(ValueError):
         EELBertConfig.from_preset("huge")
+
+
+def test_gate_buckets_do_not_depend_on_the_vocabulary():
+    """The gates hash n-gram ids, not token ids: a 1,000-token vocabulary keeps the 4,096 default buckets."""
+    config = EELBertConfig(vocab_size=1000)
+    assert config.ngram_weight_buckets == 4096
+    model = EELBertModel(config)
+    assert model.embeddings.ngram_embeddings.bucket_weights.shape == (4096,)
+    assert EELBertConfig(vocab_size=1000, ngram_weight_buckets=2**31 - 2).ngram_weight_buckets == 2**31 - 2
 
 
 @pytest.mark.parametrize("cls", [EELBertModel, EELBertForSequenceClassification])

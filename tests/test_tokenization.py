@@ -12,7 +12,7 @@ from conftest import SENTENCES
 import eelbert_hf
 from eelbert_hf import EELBertTokenizer
 from eelbert_hf.loading import BUNDLED_CLASSIFIER as BUNDLED_MODEL
-from eelbert_hf.tokenization.ngram_hashing import token_ngram_ids
+from eelbert_hf.modeling.ngram_hashing import token_ngram_ids
 
 
 def spec_rows(tokenizer, input_ids):

@@ -22,7 +22,7 @@ from transformers.utils import logging as transformers_logging
 
 import eelbert_hf
 from eelbert_hf import EELBertConfig
-from eelbert_hf.tokenization.ngram_hashing import MAX_NGRAM_ID
+from eelbert_hf.modeling.ngram_hashing import MAX_NGRAM_ID
 
 FETCH = Path(__file__).parent / "transformers_common" / "fetch.sh"
 PACKAGE = "_transformers_common_tests"
@@ -90,13 +90,13 @@ class EELBertModelTester:
     """Small configs and random inputs; `ngram_ids` are random ids in range, (B, S, max_ngrams_per_token)."""
 
     def __init__(self, parent, batch_size=3, seq_length=7, vocab_size=99, hidden_size=32, num_hidden_layers=2,
-                 num_attention_heads=4, intermediate_size=37, max_ngrams_per_token=6, ngram_weight_buckets=16,
+                 num_attention_heads=4, intermediate_size=37, max_ngrams_per_token=6,
                  num_choices=4, type_vocab_size=2):
         self.parent = parent
         self.batch_size, self.seq_length, self.vocab_size = batch_size, seq_length, vocab_size
         self.hidden_size, self.num_hidden_layers = hidden_size, num_hidden_layers
         self.num_attention_heads, self.intermediate_size = num_attention_heads, intermediate_size
-        self.max_ngrams_per_token, self.ngram_weight_buckets = max_ngrams_per_token, ngram_weight_buckets
+        self.max_ngrams_per_token = max_ngrams_per_token
         self.num_choices, self.type_vocab_size = num_choices, type_vocab_size
         self.is_training = True
 
@@ -104,8 +104,8 @@ class EELBertModelTester:
         return EELBertConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
                              num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
                              intermediate_size=self.intermediate_size, max_position_embeddings=64,
-                             type_vocab_size=self.type_vocab_size, max_ngrams_per_token=self.max_ngrams_per_token,
-                             ngram_weight_buckets=self.ngram_weight_buckets)
+                             type_vocab_size=self.type_vocab_size,
+                             max_ngrams_per_token=self.max_ngrams_per_token)
 
     def prepare_config_and_inputs_for_common(self):
         shape = (self.batch_size, self.seq_length)

@@ -44,7 +44,6 @@ MODEL_AUTO_CLASSES = {
 AutoConfig.register(EELBertConfig.model_type, EELBertConfig, exist_ok=True)
 AutoTokenizer.register(EELBertConfig, tokenizer_class=EELBertTokenizer, exist_ok=True)
 EELBertConfig.register_for_auto_class("AutoConfig")
-EELBertTokenizer.register_for_auto_class("AutoTokenizer")
 for _name, (_auto, _model) in MODEL_AUTO_CLASSES.items():
     _auto.register(EELBertConfig, _model, exist_ok=True)
     _model.register_for_auto_class(_name)

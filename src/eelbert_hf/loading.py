@@ -4,8 +4,8 @@ tokenizer; `pipeline` and `load_classifier` hand both to transformers' pipelines
 import os
 
 from .modeling.configuration_eelbert import EELBertConfig
-from .tokenization import ngram_hashing
-from .tokenization.ngram_hashing import NGRAM_FIELDS
+from .modeling import ngram_hashing
+from .modeling.ngram_hashing import NGRAM_FIELDS
 from .tokenization.tokenization_eelbert import EELBertTokenizer
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")  # the package's bundled files

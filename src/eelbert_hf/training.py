@@ -32,8 +32,8 @@ from .loading import load_tokenizer
 from .modeling.ngram_embedding import DynamicNgramEmbeddings
 from .modeling.configuration_eelbert import EELBertConfig
 from .modeling.modeling_eelbert import EELBertForMaskedLM, EELBertForSequenceClassification
-from .tokenization import ngram_hashing
-from .tokenization.ngram_hashing import NGRAM_FIELDS
+from .modeling import ngram_hashing
+from .modeling.ngram_hashing import NGRAM_FIELDS
 
 # GLUE task -> (text columns, number of labels; 1 = regression), as in transformers' run_glue.py
 GLUE_TASKS = {

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
-from eelbert_hf.tokenization.ngram_hashing import HASH_SCHEME, hash_constants, ngram_hash_id, splitmix64, token_ngram_ids
+from eelbert_hf.modeling.ngram_hashing import HASH_SCHEME, hash_constants, ngram_hash_id, splitmix64, token_ngram_ids
 
 OUT = pathlib.Path(__file__).with_name("ngram_hash_v1.json")
 PARAMS = {"ngram_min_n": 1, "ngram_max_n": 3, "max_ngrams_per_token": 48, "whole_token": False}

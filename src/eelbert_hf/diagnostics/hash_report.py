@@ -8,7 +8,7 @@ import torch
 
 from ..modeling.configuration_eelbert import EELBertConfig
 from ..modeling.ngram_embedding import DynamicNgramEmbeddings
-from ..tokenization.ngram_hashing import ngram_hash_id, token_ngrams
+from ..modeling.ngram_hashing import ngram_hash_id, token_ngrams
 
 DEFAULT_WORDS = ("running", "happiness", "unbelievable", "cats", "filmmaker")
 

@@ -2,7 +2,7 @@
 
 from transformers import PreTrainedConfig
 
-from .ngram_hashing import NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngram_params
+from .ngram_hashing import MAX_NGRAM_ID, NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngram_params
 
 EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")  # see the class docstring
 TABLE_TYPES = ("table", "hash_init")
@@ -72,8 +72,9 @@ class EELBertConfig(PreTrainedConfig):
              f"a multiple of num_attention_heads ({self.num_attention_heads})"),
             ("embedding_type", lambda v: v in EMBEDDING_TYPES, f"one of {EMBEDDING_TYPES}"),
             ("ngram_seed", lambda v: is_int(v, 0, 2**64), "an integer in [0, 2**64)"),
-            ("ngram_weight_buckets", lambda v: is_int(v, 0, self.vocab_size),
-             "an integer in [0, vocab_size) (0 turns the learned n-gram gates off)"),
+            # n-gram ids lie in 1..MAX_NGRAM_ID, so more buckets than that would never be read
+            ("ngram_weight_buckets", lambda v: is_int(v, 0, MAX_NGRAM_ID + 1),
+             f"an integer in [0, {MAX_NGRAM_ID}] (0 turns the learned n-gram gates off)"),
             ("ngram_gate_scale", lambda v: type(v) in (int, float) and 0 < v < float("inf"), "a positive finite number"),
             ("hidden_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("attention_probs_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),

@@ -42,6 +42,16 @@ def check_ids(name, tensor, shape=None, high=None, hint=""):
             raise ValueError(f"{name} values must lie in [0, {high}], got [{low}, {top}]; {hint}")
 
 
+def check_labels(labels, classes, shape=None, hint=""):
+    """Check class-id `labels` of `shape` against `classes` (-100 marks a position without a label, as in the
+    cross-entropy); return the mask of labelled positions."""
+    hint = f"{hint}; -100 marks a position without a label"
+    check_ids("labels", labels, shape, hint=hint)
+    selected = labels != -100
+    check_ids("labels", labels[selected], high=classes - 1, hint=hint)
+    return selected
+
+
 def classifier_dropout(config):  # BERT's rule: classifier_dropout if set, else hidden_dropout_prob
     return nn.Dropout(config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout)
 
@@ -189,10 +199,7 @@ class EELBertForMaskedLM(EELBertPreTrainedModel):
         if labels is None:
             logits = self.cls.predictions(hidden)
         else:
-            hint = "use -100 for unlabelled positions"
-            check_ids("labels", labels, tuple(hidden.shape[:2]), hint=hint)
-            selected = labels != -100
-            check_ids("labels", labels[selected], high=self.config.vocab_size - 1, hint=hint)
+            selected = check_labels(labels, self.config.vocab_size, tuple(hidden.shape[:2]), "one token id per position")
             logits = self.cls.predictions(hidden[selected])  # (B, S, d) -> (N, d) -> (N, V)
             # Per labelled token of this batch, or of the whole step (every micro-batch and process) when Trainer
             # passes num_items_in_batch. With nothing labelled, a zero loss that still has a graph.
@@ -221,9 +228,7 @@ class EELBertClassifier(EELBertPreTrainedModel):
                 position_ids=None, inputs_embeds=None, labels=None, **kwargs):
         if labels is not None and not (isinstance(labels, torch.Tensor)  # class ids, unless regression or multi-label
                                        and (self.num_labels == 1 or labels.is_floating_point())):
-            hint = f"this model has num_labels={self.num_labels}; -100 marks a position without a label"
-            check_ids("labels", labels, hint=hint)
-            check_ids("labels", labels[labels != -100], high=self.num_labels - 1, hint=hint)
+            check_labels(labels, self.num_labels, hint=f"this model has num_labels={self.num_labels}")
         return super().forward(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
                                token_type_ids=token_type_ids, position_ids=position_ids,
                                inputs_embeds=inputs_embeds, labels=labels, **kwargs)
@@ -276,7 +281,7 @@ class EELBertForMultipleChoice(EELBertPreTrainedModel, BertForMultipleChoice):
             raise ValueError(f"no input: {NGRAM_HINT}, with a choice axis (batch, num_choices, seq_len, ...)")
         if labels is not None:  # one choice index per example
             batch, choices = (inputs_embeds if input_ids is None else input_ids).shape[:2]
-            check_ids("labels", labels, (batch,), choices - 1, "labels hold one choice index per example")
+            check_labels(labels, choices, (batch,), "labels hold one choice index per example")
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels, **kwargs)
 

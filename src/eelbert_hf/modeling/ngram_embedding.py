@@ -14,7 +14,7 @@ import threading
 import torch
 from torch import nn
 
-from .ngram_hashing import HASH_PRIME, MAX_NGRAMS_LIMIT, VALUE_SCALE, hash_constants
+from .ngram_hashing import HASH_PRIME, VALUE_SCALE, hash_constants
 
 
 class DynamicNgramEmbeddings(nn.Module):
@@ -70,11 +70,10 @@ class DynamicNgramEmbeddings(nn.Module):
         return values.masked_fill((ids == 0)[:, None], 0.0)  # +0.0, never -0.0
 
     def reference(self, ngram_ids: torch.Tensor) -> torch.Tensor:
-        """The embedding computed from the spec: (..., K) -> (..., d). Each distinct n-gram id is hashed once."""
-        width = ngram_ids.shape[-1]
-        if width > MAX_NGRAMS_LIMIT:  # beyond it the float32 sums would no longer be exact
-            raise ValueError(f"at most {MAX_NGRAMS_LIMIT} n-grams per token, got {width}")
-        flat = ngram_ids.reshape(-1, width)  # (..., K) -> (T, K)
+        """The embedding computed from the spec: (..., K) -> (..., d). Each distinct n-gram id is hashed once.
+        K is the config's ``max_ngrams_per_token``, which the config holds to at most ``MAX_NGRAMS_LIMIT`` = 128 (where
+        the float32 sums stay exact) and ``EELBertEmbeddings`` checks the inputs against."""
+        flat = ngram_ids.reshape(-1, ngram_ids.shape[-1])  # (..., K) -> (T, K)
         # torch.compile, ONNX export: embedding_bag would export as an ONNX Loop, and a Gather over all T x K slots
         # would spend most of the graph's time on empty ones, so only the non-empty slots are gathered (row-major)
         compiling, filled = torch.compiler.is_compiling(), flat != 0

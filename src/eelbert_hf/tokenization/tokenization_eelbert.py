@@ -9,6 +9,8 @@ import gc
 import importlib.util
 import json
 import re
+import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,6 +38,8 @@ def _clean_text(text, name, depth=0):
 
 class EELBertTokenizer(BertTokenizer):
     model_input_names = ["input_ids", "token_type_ids", "attention_mask", "ngram_ids"]
+    # Saved into tokenizer_config.json, so a folder loads with AutoTokenizer and trust_remote_code=True.
+    _auto_map = {"AutoTokenizer": ["tokenization_eelbert.EELBertTokenizer", None]}
 
     def __init__(self, *args, **kwargs):
         """BertTokenizer's arguments, plus the n-gram fields (``ngram_hashing.NGRAM_DEFAULTS``) and ``feature_type``
@@ -74,6 +78,19 @@ class EELBertTokenizer(BertTokenizer):
         if config.get("model_type") == "eelbert":
             check_compatible(config, tokenizer.ngram_params)
         return tokenizer
+
+    def save_pretrained(self, save_directory, *args, push_to_hub=False, **kwargs):
+        """transformers' files, plus this file and the hash spec it imports (what `trust_remote_code=True` runs).
+
+        transformers would copy a remote-code class's file with its relative imports from that file's own folder;
+        in the package the spec lives beside the model (`modeling/`), so the two files are copied here."""
+        if push_to_hub:  # transformers uploads before this method could add the code files
+            raise ValueError("save_pretrained(push_to_hub=True) would upload the tokenizer without its code files: "
+                             "call tokenizer.push_to_hub(repo_id) instead, which saves through this method")
+        saved = super().save_pretrained(save_directory, *args, **kwargs)
+        for source in (__file__, sys.modules[check_ngram_params.__module__].__file__):
+            shutil.copyfile(source, Path(save_directory) / Path(source).name)
+        return saved
 
     @property
     def ngram_params(self) -> dict:
