@@ -1,5 +1,5 @@
-"""The `eelbert` entry point (src/eelbert_cli.py): help and argument errors come without torch, transformers or
-eelbert_hf; commands still run through it."""
+"""The `eelbert` entry point (src/eelbert_cli.py) and the parser it runs (eelbert_hf/apps/command_line.py): help and
+argument errors come without torch, transformers or eelbert_hf; commands still run through it."""
 
 import argparse
 import importlib.metadata
@@ -93,22 +93,23 @@ def test_a_user_error_is_one_line_through_the_entry_point_and_debug_shows_the_tr
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def test_the_package_api_is_the_entry_points():
-    """`eelbert_hf.apps.cli.main` / `run` (what tests and examples call) are eelbert_cli's: one parser."""
+def test_the_entry_point_and_the_package_parse_with_one_parser():
+    """The console script runs the package's own parser file (not a copy), and every command it parses has a
+    handler in eelbert_hf.apps.cli, and no more."""
     import eelbert_cli
-    from eelbert_hf.apps import cli
+    from eelbert_hf.apps import cli, command_line
 
-    assert (cli.main, cli.run, cli.threads_for_a_shared_machine) == (
-        eelbert_cli.main, eelbert_cli.run, eelbert_cli.threads_for_a_shared_machine)
-    subcommands = next(a for a in eelbert_cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(cli.COMMANDS) == set(subcommands.choices)  # every parsed command has a handler, and no more
+    assert eelbert_cli.command_line().__file__ == command_line.__file__
+    subcommands = next(a for a in command_line.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(cli.COMMANDS) == set(subcommands.choices)
 
 
 def test_a_training_command_keeps_its_arguments_for_hf_argument_parser():
-    import eelbert_cli
+    from eelbert_hf.apps.command_line import parse
 
-    args = eelbert_cli.parse(["finetune", "--output_dir", "out", "--max_steps", "3"])
-    assert (args.command, args.training_args) == ("finetune", ["--output_dir", "out", "--max_steps", "3"])
+    args = parse(["finetune", "--output_dir", "out", "--max_steps", "3", "--debug"])
+    assert (args.command, args.training_args, args.debug) == ("finetune", ["--output_dir", "out", "--max_steps", "3"],
+                                                              True)
 
 
 def test_running_processes_are_counted_from_proc_loadavg(monkeypatch, tmp_path):
@@ -119,8 +120,8 @@ def test_running_processes_are_counted_from_proc_loadavg(monkeypatch, tmp_path):
     fake.write_text("1.90 1.20 0.80 3/412 12345\n")  # three running: this process and two others
     monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path,
                                                                           *a, **k))
-    import eelbert_cli
+    from eelbert_hf.apps.cli import _running_elsewhere
 
-    assert eelbert_cli._running_elsewhere() == 2
+    assert _running_elsewhere() == 2
     fake.write_text("garbage\n")
-    assert eelbert_cli._running_elsewhere() is None
+    assert _running_elsewhere() is None

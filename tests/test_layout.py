@@ -3,9 +3,10 @@
 modeling/ and tokenization/ (the Hub-facing files) -> loading -> training, distillation -> packaging/ ->
 diagnostics/ -> apps/.
 
-Above them all, outside the package, src/eelbert_cli.py (the `eelbert` console script) parses the command line
-from the standard library alone and imports eelbert_hf only inside its functions, after parsing, so that
-`eelbert --help` does not import torch."""
+Above them all, outside the package, src/eelbert_cli.py (the `eelbert` console script) runs the package's parser,
+apps/command_line.py (standard library only), from its file, and imports eelbert_hf only inside its functions, after
+parsing, so that `eelbert --help` does not import torch. Nothing in the package imports eelbert_cli: the two do not
+form a circle."""
 
 import ast
 import pathlib
@@ -15,6 +16,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "eelbert_hf"
 ENTRY_POINT = PACKAGE.parent / "eelbert_cli.py"
+PARSER = PACKAGE / "apps" / "command_line.py"  # what ENTRY_POINT runs without importing the package
 LAYERS = {"modeling": 0, "tokenization": 0, "loading": 1, "training": 2, "distillation": 2, "packaging": 3,
           "diagnostics": 4, "apps": 5}
 
@@ -76,6 +78,33 @@ def module_level_imports(path: pathlib.Path) -> list[str]:
 def test_the_entry_point_imports_only_the_standard_library_at_import_time():
     imported = module_level_imports(ENTRY_POINT)
     assert imported and all(name in sys.stdlib_module_names for name in imported), imported
+
+
+def all_imports(path: pathlib.Path) -> list[str]:
+    """The top-level names of every module a file imports, at import time or inside functions ("." if relative)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            found.append("." if node.level else node.module.split(".")[0])
+    return found
+
+
+def test_the_parser_the_entry_point_runs_imports_only_the_standard_library():
+    imported = all_imports(PARSER)
+    assert imported and all(name in sys.stdlib_module_names for name in imported), imported
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_package_never_imports_the_entry_point(path):
+    assert ENTRY_POINT.stem not in all_imports(path), f"{path.relative_to(PACKAGE)} imports {ENTRY_POINT.stem}"
+
+
+def test_the_import_checker_sees_an_import_inside_a_function(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("import os\n\ndef f():\n    from eelbert_cli import run\n    from . import cli\n")
+    assert all_imports(module) == ["os", "eelbert_cli", "."]
 
 
 def test_the_import_time_checker_skips_function_bodies(tmp_path):

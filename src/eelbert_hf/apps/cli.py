@@ -1,8 +1,8 @@
 """What the `eelbert` command runs: one function per subcommand, thin over library functions.
 
-The command line is parsed in `eelbert_cli` (src/eelbert_cli.py, the console script), which imports this module
-only after parsing, so that `eelbert --help` does not wait for torch; `dispatch` runs the parsed command. `main`,
-`run` and `threads_for_a_shared_machine` are eelbert_cli's, importable from here too.
+`command_line.parse` parses the command line (the console script, src/eelbert_cli.py, runs that parser before
+importing this module, so that `eelbert --help` does not wait for torch); `execute` runs a parsed command as the
+console does, `main` and `run` parse and run in one call (for Python, tests and `python -m eelbert_hf`).
 
 `pretrain`, `finetune` and `distill` accept every `TrainingArguments` flag (`--output_dir`, `--max_steps`,
 `--num_train_epochs`, `--per_device_train_batch_size`, `--learning_rate`, `--seed`, ...) next to their own.
@@ -10,18 +10,84 @@ only after parsing, so that `eelbert --help` does not wait for torch; `dispatch`
 
 import os
 import sys
-
-from eelbert_cli import main, run, threads_for_a_shared_machine
+import time
 
 from ..loading import DATA_DIR, resolve
 from .classify import training_data
+from .command_line import parse
+from .progress import quiet_weight_bars
 
-__all__ = ["dispatch", "main", "run", "threads_for_a_shared_machine"]
+__all__ = ["dispatch", "execute", "main", "run", "threads_for_a_shared_machine"]
+
+
+def main(argv=None):
+    """Parse `argv` (default: sys.argv[1:]) and run its command; errors propagate (`run` prints them as one line)."""
+    return dispatch(parse(argv))
+
+
+def run(argv=None):
+    """`eelbert` from Python or `python -m eelbert_hf`: `execute` the parsed `argv` (default: sys.argv[1:])."""
+    return execute(parse(argv))
+
+
+def execute(args):
+    """Run a parsed command as the console does: the torch thread count is chosen first
+    (`threads_for_a_shared_machine`); a user error (a bad value, a missing file or folder) is printed as one line
+    with exit status 2, unless `--debug` (or EELBERT_DEBUG=1) asks for the traceback."""
+    try:
+        threads_for_a_shared_machine()
+        return dispatch(args)
+    except (ValueError, TypeError, OSError) as error:
+        if args.debug or os.environ.get("EELBERT_DEBUG") == "1":
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"eelbert: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def dispatch(args):
-    """Run the command that `eelbert_cli.parse` parsed into `args`."""
-    return COMMANDS[args.command](args)
+    """Run the command that `command_line.parse` parsed into `args`, without transformers' bars for loading and
+    saving weights (`quiet_weight_bars`)."""
+    with quiet_weight_bars():
+        return COMMANDS[args.command](args)
+
+
+def threads_for_a_shared_machine() -> int | None:
+    """Give torch only the cores that other processes leave free, unless OMP_NUM_THREADS says otherwise; return the
+    thread count set, or None. An intra-op thread whose core another process holds stalls every parallel op, so
+    a busy machine runs faster with fewer threads (docs/design.md has the measurements). Busy cores: the 1-minute
+    load average, but no more than the processes running right now (so the load a finished job such as
+    `pip install` leaves behind does not count)."""
+    if "OMP_NUM_THREADS" in os.environ or not hasattr(os, "getloadavg"):
+        return None
+    cores, load = os.cpu_count() or 1, os.getloadavg()[0]
+    busy = round(load)
+    if busy:  # only then look at what runs now (five looks, 40 ms)
+        running = _running_elsewhere()
+        busy = busy if running is None else min(busy, running)
+    free = max(1, cores - busy)
+    if free >= cores:
+        return None
+    import torch
+
+    torch.set_num_threads(free)
+    print(f"eelbert: the machine is busy (load average {load:.1f} on {cores} cores): {free} torch "
+          "thread(s); set OMP_NUM_THREADS to choose", file=sys.stderr)
+    return free
+
+
+def _running_elsewhere() -> int | None:
+    """How many other processes are running on a CPU now (Linux /proc/loadavg: the median of 5 looks, 10 ms apart);
+    None where that is unknown."""
+    counts = []
+    try:
+        for _ in range(5):
+            with open("/proc/loadavg", encoding="ascii") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)  # "running/total": this process is one
+            time.sleep(0.01)
+    except (OSError, ValueError, IndexError):
+        return None
+    return sorted(counts)[len(counts) // 2]
 
 
 def training_command(args):
@@ -73,11 +139,8 @@ def quickstart_command(args):
 
 def export_command(args):
     from transformers import AutoConfig
-    from transformers.utils import logging as hf_logging
 
     from ..packaging.hub import export as export_folder
-
-    hf_logging.disable_progress_bar()  # loading and writing ~1 MB: the bars are noise here
 
     checkpoint = resolve(args.checkpoint)
     head = args.head or ("feature-extraction" if args.sentence_transformers else None)
@@ -123,11 +186,7 @@ def hash_report_command(args):
 
 
 def classify_command(args):
-    from transformers.utils import logging as hf_logging
-
     from .classify import classify as classify_texts
-
-    hf_logging.disable_progress_bar()  # a command-line tool: print the predictions only
 
     texts = list(args.texts)
     if args.file:
