@@ -147,10 +147,13 @@ def label_ids(values, id2label=None) -> list[int]:
     return [by_name[str(v).lower()] for v in values]
 
 
-def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 128, trust_remote_code=False):
+def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 128, trust_remote_code=False,
+                  progress: bool = True):
     """A callable `(texts, pairs=None) -> logits (N, C)` running an `AutoModelForSequenceClassification` and its
-    own tokenizer in eval mode; `.id2label` is the model's label mapping."""
+    own tokenizer in eval mode; `.id2label` is the model's label mapping. With `progress`, each call draws a bar
+    over the texts (transformers' tqdm: `transformers.utils.logging.disable_progress_bar()` hides it too)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils.logging import tqdm
 
     check_model_path(name_or_path, "--teacher")
     model = AutoModelForSequenceClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
@@ -164,11 +167,13 @@ def model_teacher(name_or_path: str, max_length: int = 128, batch_size: int = 12
     def run(texts, pairs=None):
         order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths share a batch: less padding
         out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
-            batch = tokenizer([texts[i] for i in index], [pairs[i] for i in index] if pairs else None,
-                              padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            out[index] = model(**batch).logits.float().numpy()
+        with tqdm(total=len(texts), desc="teacher labelling", unit=" texts", disable=not progress) as bar:
+            for start in range(0, len(texts), batch_size):
+                index = order[start : start + batch_size]
+                batch = tokenizer([texts[i] for i in index], [pairs[i] for i in index] if pairs else None,
+                                  padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+                out[index] = model(**batch).logits.float().numpy()
+                bar.update(len(index))
         return out
 
     run.id2label = dict(model.config.id2label)
@@ -305,7 +310,7 @@ def distill(model_args, data, distill_args: DistillArguments, training_args, tea
     if teacher is None:
         teacher = distill_args.teacher_column or model_teacher(
             distill_args.teacher, data.max_seq_length, distill_args.teacher_batch_size,
-            distill_args.teacher_trust_remote_code)
+            distill_args.teacher_trust_remote_code, progress=not training_args.disable_tqdm)
     unlabeled = read_texts(distill_args.unlabeled_files, data.text_column) if distill_args.unlabeled_files else None
     set_seed(training_args.seed)
     # the student's tokenizer decides the mask token that augmentation writes into the text

@@ -25,6 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from ..loading import BUNDLED_CLASSIFIER, DATA_DIR, load_classifier
 from .arguments import parse_training_args
+from .progress import quiet_weight_bars
 from ..packaging.hub import export
 from ..training import finetune
 
@@ -66,7 +67,8 @@ def run_quickstart(output_dir: str | None = None, preset: str = "uno", epochs: f
     hf_logging.set_verbosity_error()  # progress bars stay on; transformers' warnings would drown them
     datasets.disable_progress_bars()  # (the data here is small: its per-step bars are noise)
     try:
-        return _run(output_dir, preset, epochs, copies)
+        with quiet_weight_bars():
+            return _run(output_dir, preset, epochs, copies)
     finally:  # leave logging as the caller had it
         hf_logging.set_verbosity(verbosity)
         datasets.enable_progress_bars()
@@ -82,9 +84,11 @@ def _run(output_dir, preset, epochs, copies) -> dict:
     from ..distillation import distill
 
     output_dir = output_dir or tempfile.mkdtemp(prefix="eelbert-quickstart-")
+    # --disable_tqdm false: the bars would follow the transformers verbosity set above (error: off)
     common = ["--preset", preset, "--train_files", RT_TRAIN, "--validation_files", RT_VALID, "--report_to", "none",
               "--seed", "0", "--logging_strategy", "no", "--save_strategy", "no", "--eval_strategy", "no",
-              "--per_device_train_batch_size", "32", "--train_sampling_strategy", "group_by_length"]
+              "--per_device_train_batch_size", "32", "--train_sampling_strategy", "group_by_length",
+              "--disable_tqdm", "false"]
     student_dir, labels_dir, hub_dir = (os.path.join(output_dir, n) for n in ("distilled", "labels-only", "hub"))
     validation = [json.loads(line) for line in open(RT_VALID, encoding="utf-8")]
     labels = torch.tensor([d["label"] for d in validation])

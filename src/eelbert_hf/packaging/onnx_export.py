@@ -140,40 +140,57 @@ def parity(model, tokenizer, path: str, texts=PARITY_TEXTS) -> float:
 
 
 def accuracy(session, tokenizer, jsonl_path: str, batch_size: int = 64, max_length: int = 128) -> float:
-    """Classification accuracy of an ONNX classifier on a .jsonl file with "text" and "label" fields."""
+    """Classification accuracy of an ONNX classifier on a .jsonl file with "text" and "label" fields (a progress bar
+    over the texts while it runs: transformers' tqdm, which `disable_progress_bar()` hides)."""
+    from transformers.utils.logging import tqdm
+
     with open(jsonl_path, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     correct = 0
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start : start + batch_size]
-        encoded = tokenizer([row["text"] for row in batch], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="np")
-        predicted = run_onnx(session, encoded).argmax(-1)
-        correct += int(sum(int(p) == int(row["label"]) for p, row in zip(predicted, batch)))
+    with tqdm(total=len(rows), desc=f"accuracy on {os.path.basename(jsonl_path)}", unit=" texts", leave=False) as bar:
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start : start + batch_size]
+            encoded = tokenizer([row["text"] for row in batch], padding=True, truncation=True, max_length=max_length,
+                                return_tensors="np")
+            predicted = run_onnx(session, encoded).argmax(-1)
+            correct += int(sum(int(p) == int(row["label"]) for p, row in zip(predicted, batch)))
+            bar.update(len(batch))
     return correct / len(rows)
 
 
 def export_checkpoint(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: str | None = None) -> dict:
     """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``) and, where missing, RUNTIME_FILES
     (the transformers.js layout that js/ reads); returns sizes, the ONNX-vs-torch difference and, for a classifier
-    with `eval_file`, the float32 and int8 accuracies."""
+    with `eval_file`, the float32 and int8 accuracies. A bar counts the steps and names the one running;
+    transformers' `disable_progress_bar()` hides it."""
+    from transformers.utils.logging import tqdm
+
     from ..loading import load_checkpoint
 
     model, tokenizer = load_checkpoint(checkpoint)
     model.eval()
-    architecture = type(model).__name__
-    path = export_onnx(model, tokenizer, os.path.join(output_dir, "onnx", "model.onnx"))
-    result = {"onnx": path, "onnx_bytes": os.path.getsize(path), "max_diff": parity(model, tokenizer, path),
-              "runtime_files": save_runtime_files(model, tokenizer, output_dir)}
-    classifier = architecture == "EELBertForSequenceClassification" and eval_file is not None
-    if classifier:
-        result["accuracy"] = accuracy(onnx_session(path), tokenizer, eval_file)
-    if quantize:
-        quantized = quantize_onnx(path, os.path.join(output_dir, "onnx", "model_quantized.onnx"))
-        result.update(onnx_int8=quantized, onnx_int8_bytes=os.path.getsize(quantized),
-                      int8_max_diff=parity(model, tokenizer, quantized))
+    classifier = type(model).__name__ == "EELBertForSequenceClassification" and eval_file is not None
+    with tqdm(total=2 + 2 * quantize, desc="ONNX", unit=" steps") as bar:
+        bar.set_description("ONNX: export float32")
+        path = export_onnx(model, tokenizer, os.path.join(output_dir, "onnx", "model.onnx"))
+        bar.update()
+        bar.set_description("ONNX: check float32 against torch")
+        result = {"onnx": path, "onnx_bytes": os.path.getsize(path), "max_diff": parity(model, tokenizer, path),
+                  "runtime_files": save_runtime_files(model, tokenizer, output_dir)}
         if classifier:
-            result["int8_accuracy"] = accuracy(onnx_session(quantized), tokenizer, eval_file)
+            result["accuracy"] = accuracy(onnx_session(path), tokenizer, eval_file)
+        bar.update()
+        if quantize:
+            bar.set_description("ONNX: quantise to int8")
+            quantized = quantize_onnx(path, os.path.join(output_dir, "onnx", "model_quantized.onnx"))
+            bar.update()
+            bar.set_description("ONNX: check int8 against torch")
+            result.update(onnx_int8=quantized, onnx_int8_bytes=os.path.getsize(quantized),
+                          int8_max_diff=parity(model, tokenizer, quantized))
+            if classifier:
+                result["int8_accuracy"] = accuracy(onnx_session(quantized), tokenizer, eval_file)
+            bar.update()
+        bar.set_description("ONNX: done")
     return result
 
 
