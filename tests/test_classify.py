@@ -44,6 +44,55 @@ def test_classify_input_handling():
     assert long[0]["label"] in ("negative", "positive")
 
 
+@pytest.fixture
+def counted_loads(monkeypatch):
+    """classify() with an empty model cache and a loader that counts its calls (and is slow enough for threads that
+    start together to all miss the cache at once, unless a lock holds them)."""
+    import threading
+    import time
+
+    from eelbert_hf.apps import classify as module
+
+    loads, real = [], module.load_classifier
+
+    def counting_loader(name_or_path=None):
+        loads.append(name_or_path)
+        time.sleep(0.3)
+        return real(name_or_path)
+
+    monkeypatch.setattr(module, "_CLASSIFIERS", {})
+    monkeypatch.setattr(module, "_LOADING", threading.Lock())
+    monkeypatch.setattr(module, "load_classifier", counting_loader)
+    return loads
+
+
+def test_classify_loads_a_model_once(counted_loads, monkeypatch):
+    first = classify(["a gripping, funny film"])
+    assert classify(["a dull, lifeless and overlong mess"])[0]["label"] == "negative"
+    assert len(counted_loads) == 1
+    monkeypatch.chdir(os.path.dirname(BUNDLED_CLASSIFIER))  # the same model named three other ways
+    for name in ("bundled", BUNDLED_CLASSIFIER, os.path.basename(BUNDLED_CLASSIFIER)):
+        assert classify(["a gripping, funny film"], name) == first
+    assert len(counted_loads) == 1
+
+
+def test_threads_classifying_at_once_load_the_model_once_and_agree_with_a_fresh_model(counted_loads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from eelbert_hf.loading import load_classifier
+
+    rows = [json.loads(line) for line in open(os.path.join(DATA, "rt_sample_validation.jsonl"), encoding="utf-8")]
+    chunks = [[r["text"] for r in rows[i::8][:40]] for i in range(8)]  # different words: each call hashes new tokens
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(classify, chunks))
+    assert len(counted_loads) == 1
+    fresh = load_classifier()  # its own tokenizer: n-gram rows that no other thread wrote
+    for chunk, predictions in zip(chunks, together):
+        expected = fresh(chunk, batch_size=64, truncation=True, max_length=128)
+        assert [p["label"] for p in predictions] == [e["label"] for e in expected]
+        assert [p["score"] for p in predictions] == pytest.approx([e["score"] for e in expected], abs=1e-6)
+
+
 def test_classify_command(tmp_path, capsys):
     main(["classify", "a gripping, funny film"])
     label, score, text = capsys.readouterr().out.strip().split("\t")
@@ -148,7 +197,7 @@ def test_a_busy_machine_gets_fewer_torch_threads(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 4)
-    monkeypatch.setattr("eelbert_cli._running_elsewhere", lambda: None)  # where /proc/loadavg is missing: the load
+    monkeypatch.setattr("eelbert_hf.apps.cli._running_elsewhere", lambda: None)  # where /proc/loadavg is missing: the load
     try:
         monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.0, 0.0))
         assert threads_for_a_shared_machine() is None and torch.get_num_threads() == before  # idle: unchanged
@@ -157,9 +206,9 @@ def test_a_busy_machine_gets_fewer_torch_threads(monkeypatch):
         monkeypatch.setattr("os.getloadavg", lambda: (9.0, 0.0, 0.0))
         assert threads_for_a_shared_machine() == 1  # never fewer than one
         monkeypatch.setattr("os.getloadavg", lambda: (2.6, 0.0, 0.0))  # a finished job's load, nothing running now
-        monkeypatch.setattr("eelbert_cli._running_elsewhere", lambda: 0)
+        monkeypatch.setattr("eelbert_hf.apps.cli._running_elsewhere", lambda: 0)
         assert threads_for_a_shared_machine() is None
-        monkeypatch.setattr("eelbert_cli._running_elsewhere", lambda: 2)  # two of the three busy cores still run
+        monkeypatch.setattr("eelbert_hf.apps.cli._running_elsewhere", lambda: 2)  # two of the three busy cores still run
         assert threads_for_a_shared_machine() == 2 and torch.get_num_threads() == 2
         monkeypatch.setenv("OMP_NUM_THREADS", "3")
         assert threads_for_a_shared_machine() is None  # the user's choice stands
