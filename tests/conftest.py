@@ -1,7 +1,6 @@
 import pytest
 from transformers import TrainerCallback
 
-import eelbert_hf
 from eelbert_hf import EELBertConfig, EELBertTokenizer
 
 SENTENCES = [
@@ -38,6 +37,3 @@ class CrashAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == self.step:
             raise RuntimeError("simulated crash")
-
-
-assert eelbert_hf.EELBertModel  # the package import registers the Auto classes for every test module

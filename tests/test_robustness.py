@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 from conftest import SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
 from eelbert_hf.packaging.hub import save_hub_folder
-from eelbert_hf.loading import check_compatible
+from eelbert_hf.loading import BUNDLED_CLASSIFIER, check_compatible
 from eelbert_hf.tokenization.ngram_hashing import MAX_NGRAM_ID, token_ngram_ids
 
 WIDTH = 48
@@ -172,16 +172,22 @@ def test_hostile_texts_end_to_end_give_finite_outputs(tokenizer, classifier):
         torch.testing.assert_close(single[0], out.logits[i], atol=1e-5, rtol=0)
 
 
-def test_hostile_texts_through_mlm_and_pipeline(tokenizer, classifier):
+def test_hostile_texts_through_mlm_and_pipeline(tokenizer):
     torch.manual_seed(0)
     mlm = EELBertForMaskedLM(small_config()).eval()
     enc = tokenizer(list(HOSTILE_TEXTS.values()), padding=True, truncation=True, max_length=64, return_tensors="pt")
     labels = torch.where(enc["attention_mask"].bool(), enc["input_ids"], -100)
     out = mlm(**enc, labels=labels)
     assert math.isfinite(out.loss.item()) and torch.isfinite(out.logits).all()
-    classify = pipeline("text-classification", model=classifier, tokenizer=tokenizer)
-    results = classify(list(HOSTILE_TEXTS.values()), truncation=True)
-    assert len(results) == len(HOSTILE_TEXTS) and all(0.0 <= r["score"] <= 1.0 for r in results)
+    # the trained bundled classifier: confident answers that differ from text to text, so a pipeline that lost or
+    # mixed up its inputs shows
+    trained = EELBertForSequenceClassification.from_pretrained(BUNDLED_CLASSIFIER).eval()
+    texts = list(HOSTILE_TEXTS.values())
+    results = pipeline("text-classification", model=trained, tokenizer=tokenizer)(texts, truncation=True)
+    with torch.no_grad():  # the classifier's own answer for the same (truncated) texts
+        probabilities = trained(**tokenizer(texts, padding=True, truncation=True, return_tensors="pt")).logits.softmax(-1)
+    assert [r["label"] for r in results] == [trained.config.id2label[i] for i in probabilities.argmax(-1).tolist()]
+    assert [r["score"] for r in results] == pytest.approx(probabilities.max(-1).values.tolist(), abs=1e-5)
 
 
 # ---------------------------------------------------------------- hostile tensors: the model
