@@ -17,7 +17,7 @@ from conftest import SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
 from eelbert_hf.packaging.hub import save_hub_folder
 from eelbert_hf.loading import BUNDLED_CLASSIFIER, check_compatible
-from eelbert_hf.tokenization.ngram_hashing import MAX_NGRAM_ID, token_ngram_ids
+from eelbert_hf.modeling.ngram_hashing import MAX_NGRAM_ID, token_ngram_ids
 
 WIDTH = 48
 HOSTILE_TEXTS = {
@@ -252,7 +252,7 @@ def test_label_errors(batch):
     for bad, error, match in [(batch["input_ids"].tolist(), TypeError, "labels must be a torch.Tensor"),
                               (batch["input_ids"][:, :2], ValueError, "labels must have shape"),
                               (batch["input_ids"].float(), TypeError, "labels must hold integers"),
-                              (batch["input_ids"] + 30_522, ValueError, "-100 for unlabelled")]:
+                              (batch["input_ids"] + 30_522, ValueError, "-100 marks a position without a label")]:
         with pytest.raises(error, match=match):
             mlm(**batch, labels=bad)
 
