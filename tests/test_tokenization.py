@@ -175,3 +175,25 @@ def test_a_tokenizer_without_a_vocabulary_is_refused(make):
     word would become [UNK] and every text would get the same answer."""
     with pytest.raises(ValueError, match="no WordPiece vocabulary"):
         make()
+
+
+def test_threads_sharing_one_tokenizer_get_the_ngram_ids_of_their_own_tokens():
+    """The n-gram table is filled lazily in place: without a lock, concurrent first sights of new tokens wrote rows
+    into the same slots and gave other tokens' n-gram ids."""
+    import threading
+
+    shared = EELBertTokenizer.from_bundled_vocab()
+    texts = [f"word{i} example number {i} antidisestablishment{i % 7} zebra{i % 13}" for i in range(4000)]
+    chunks = [texts[i::8] for i in range(8)]
+    got = [None] * len(chunks)
+
+    def encode(i):
+        got[i] = shared(chunks[i])["ngram_ids"]
+
+    threads = [threading.Thread(target=encode, args=(i,)) for i in range(len(chunks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    fresh = EELBertTokenizer.from_bundled_vocab()
+    assert got == [fresh(chunk)["ngram_ids"] for chunk in chunks]

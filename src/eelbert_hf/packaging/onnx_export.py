@@ -5,7 +5,7 @@ axes dynamic) and computes the dynamic embedding inside it with integer ops (``M
 as in ``DynamicNgramEmbeddings.reference``), so a runtime needs only the tokenizer and the ``.onnx`` file. The
 folder follows transformers.js's layout (``onnx/model.onnx``, ``onnx/model_quantized.onnx``, ``config.json`` with
 the n-gram fields, ``tokenizer.json``), which the JavaScript port in ``js/`` reads (docs/browser.md).
-Needs the ``onnx`` extra: ``pip install "eelbert_hf[onnx]"``.
+Needs the ``onnx`` extra: ``pip install -e ".[onnx]"`` from a clone.
 """
 
 import json
@@ -109,7 +109,8 @@ def save_runtime_files(model, tokenizer, output_dir: str) -> list[str]:
 
 
 def quantize_onnx(path: str, quantized_path: str) -> str:
-    """int8 dynamic quantisation of the weights of MatMul/Gemm (onnxruntime.quantization.quantize_dynamic)."""
+    """int8 dynamic quantisation (onnxruntime.quantization.quantize_dynamic): the weights of MatMul/Gemm, and the
+    position and segment tables behind their Gather nodes, become uint8; LayerNorms, biases and the hash stay float."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(path, quantized_path, weight_type=QuantType.QInt8)

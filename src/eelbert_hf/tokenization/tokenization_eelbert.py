@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class EELBertTokenizer(BertTokenizer):
         fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
         check_ngram_params(**fields)
         self.__dict__.update(fields)
-        self.__dict__.update(self._empty_table())
+        self.__dict__.update(self._empty_table(), _ngram_lock=threading.Lock())
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
         super().__init__(*args, **fields, **kwargs)  # saved into tokenizer_config.json
         if self.backend_tokenizer.get_vocab_size(with_added_tokens=False) <= len(self.all_special_tokens):
@@ -113,6 +114,10 @@ class EELBertTokenizer(BertTokenizer):
         if ids.size and ids.dtype.kind not in "iu":  # a float 101.7 would silently become token 101
             raise TypeError(f"input_ids must hold integer token ids, got {ids.dtype}")
         ids = ids.astype(np.int64, copy=False)
+        with self._ngram_lock:  # the table is filled in place: threads sharing a tokenizer take turns
+            return self._ngram_rows_of(ids)
+
+    def _ngram_rows_of(self, ids: np.ndarray) -> np.ndarray:
         if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_slot)):  # first use, or tokens were added
             size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the whole vocabulary
             if ids.min() < 0 or ids.max() >= size:
@@ -174,7 +179,12 @@ class EELBertTokenizer(BertTokenizer):
 
     def __getstate__(self):
         # The lazily filled table is a cache: leave it out so pickles (and `datasets` fingerprints) stay stable.
-        return {**self.__dict__, **self._empty_table()}
+        state = {**self.__dict__, **self._empty_table()}
+        del state["_ngram_lock"]  # a lock does not pickle; each copy gets its own
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _ngram_lock=threading.Lock())
 
 
 __all__ = ["EELBertTokenizer"]
