@@ -235,3 +235,77 @@ def test_no_symlink_in_the_repository():
         pytest.skip("the tests run outside a git checkout: no index to read the file modes from")
     listing = subprocess.run(["git", "ls-files", "-s"], cwd=root, capture_output=True, text=True, check=True).stdout
     assert [line for line in listing.splitlines() if line.startswith("120000")] == []
+
+
+# ---------------------------------------------------------------- (g) token formats beyond WordPiece
+FORMATS = json.loads((pathlib.Path(__file__).parent / "golden" / "ngram_token_formats.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("entry", FORMATS["tokens"], ids=lambda e: f"{e['token_format']}:{e['token']!r}")
+def test_package_token_formats_match_golden(entry):
+    from eelbert_hf.modeling.ngram_hashing import token_symbols
+
+    params = {k: v for k, v in FORMATS["params"].items() if k != "whole_token"}
+    assert [s.hex() for s in token_symbols(entry["token"], entry["token_format"])] == entry["symbols_hex"]
+    assert token_ngram_ids_of(entry["token"], token_format=entry["token_format"], **params) == entry["ngram_ids"]
+
+
+def token_ngram_ids_of(token, **params):
+    from eelbert_hf.modeling.ngram_hashing import token_ngram_ids
+
+    return token_ngram_ids(token, **params)
+
+
+def byte_level_alphabet():
+    from eelbert_hf.modeling.ngram_hashing import BYTE_OF
+
+    return BYTE_OF
+
+
+@pytest.mark.parametrize("word", ["run", "café", "中文", "😀"])
+def test_a_word_start_hashes_alike_in_every_format_that_marks_it(word):
+    """The formats differ only in how a vocabulary spells a word start or a piece: the same word start (and the same
+    continuation piece) gets the same n-gram ids, so features mean the same across vocabularies."""
+    byte_level = "".join({b: c for c, b in byte_level_alphabet().items()}[b] for b in (" " + word).encode("utf-8"))
+    start = token_ngram_ids_of(word)
+    assert token_ngram_ids_of("\u2581" + word, token_format="metaspace") == start
+    assert token_ngram_ids_of(byte_level, token_format="byte_level") == start
+    piece = token_ngram_ids_of("##" + word)
+    assert token_ngram_ids_of(word, token_format="metaspace") == piece
+    assert token_ngram_ids_of(byte_level[1:], token_format="byte_level") == piece
+    assert token_ngram_ids_of(word, token_format="plain") == piece
+
+
+def test_the_byte_level_alphabet_is_gpt2s():
+    """256 characters for 256 bytes; printable Latin-1 stands for itself, the space is "Ġ" and the newline "Ċ"."""
+    table = byte_level_alphabet()
+    assert sorted(table.values()) == list(range(256)) and len(table) == 256
+    assert table["Ġ"] == 0x20 and table["Ċ"] == 0x0A and table["a"] == 0x61 and table["é"] == 0xE9
+
+
+def test_partial_utf8_characters_are_raw_byte_symbols():
+    from eelbert_hf.modeling.ngram_hashing import utf8_symbols
+
+    euro = "€".encode("utf-8")  # E2 82 AC
+    assert utf8_symbols(euro) == [euro]
+    assert utf8_symbols(euro[:2]) == [b"\xe2", b"\x82"]  # a lead byte without its last continuation byte
+    assert utf8_symbols(euro[1:] + b"a") == [b"\x82", b"\xac", b"a"]
+    assert utf8_symbols(b"\xed\xa0\x80") == [b"\xed", b"\xa0", b"\x80"]  # a surrogate is not valid UTF-8
+    assert utf8_symbols(b"\xc0\xaf") == [b"\xc0", b"\xaf"]  # nor is an overlong form
+
+
+@pytest.mark.parametrize("bad", ["bpe", "", None])
+def test_unknown_token_format_is_refused_by_config_and_tokenizer(bad):
+    from eelbert_hf import EELBertConfig, EELBertTokenizer
+
+    with pytest.raises(ValueError, match="token_format"):
+        EELBertConfig(token_format=bad)
+    with pytest.raises(ValueError, match="token_format"):
+        EELBertTokenizer.from_bundled_vocab(token_format=bad)
+
+
+def test_a_wordpiece_vocabulary_takes_the_wordpiece_format_only():
+    from eelbert_hf import EELBertTokenizer
+
+    with pytest.raises(ValueError, match="does not fit this WordPiece vocabulary"):
+        EELBertTokenizer.from_bundled_vocab(token_format="metaspace")

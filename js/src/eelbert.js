@@ -34,6 +34,11 @@ export function ngramOptions(config, tokenizerConfig = {}) {
   if (config.hash_scheme !== HASH_SCHEME) {
     throw new Error(`config.json has hash_scheme ${JSON.stringify(config.hash_scheme)}; this code implements ${HASH_SCHEME}`);
   }
+  // token formats other than WordPiece's (docs/hash-spec.md, step 2) are not implemented here yet: refuse them
+  // rather than compute other n-gram ids than the model was trained on
+  if ((config.token_format ?? "wordpiece") !== "wordpiece") {
+    throw new Error(`config.json has token_format ${JSON.stringify(config.token_format)}; this code implements "wordpiece" only`);
+  }
   const embeddingType = config.embedding_type ?? "dynamic";
   if (embeddingType !== "dynamic" && embeddingType !== "random_hash") {
     throw new Error(`embedding_type ${JSON.stringify(embeddingType)} reads no n-gram ids (need dynamic or random_hash)`);

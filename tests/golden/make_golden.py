@@ -1,4 +1,5 @@
-"""Regenerate tests/golden/ngram_hash_v1.json from the package's own code (scheme eelbert-ngram-v1).
+"""Regenerate tests/golden/ngram_hash_v1.json (WordPiece) and ngram_token_formats.json (the other token formats)
+from the package's own code (scheme eelbert-ngram-v1).
 
 Run from the repository root:  python tests/golden/make_golden.py
 The output only changes if the spec changes, which needs a new hash_scheme name (see docs/hash-spec.md).
@@ -12,9 +13,19 @@ import numpy as np
 import torch
 
 from eelbert_hf.modeling.ngram_embedding import DynamicNgramEmbeddings
-from eelbert_hf.modeling.ngram_hashing import HASH_SCHEME, hash_constants, ngram_hash_id, splitmix64, token_ngram_ids
+from eelbert_hf.modeling.ngram_hashing import (HASH_SCHEME, hash_constants, ngram_hash_id, splitmix64, token_ngram_ids,
+                                                token_symbols)
 
 OUT = pathlib.Path(__file__).with_name("ngram_hash_v1.json")
+FORMATS_OUT = pathlib.Path(__file__).with_name("ngram_token_formats.json")
+# Each format's word start, continuation, non-Latin text, and its own kind of piece: byte-level pieces that hold a
+# whole, a part of, or several UTF-8 characters ("Ã©" is é's two bytes, "ä¸Ń" is 中), SentencePiece byte fallback.
+FORMAT_TOKENS = {
+    "metaspace": ["▁the", "▁run", "run", "ning", "▁", "▁中文", "字", "<0xE3>", "<0x41>", "<0xe3>", "▁😀", "[CLS]"],
+    "byte_level": ["Ġthe", "Ġrun", "run", "ning", "Ġ", "ĠĠ", "Ã©", "Ã", "©", "ä¸Ń", "Ġä¸Ńæĸĩ", "ð٤Ģ", "Ċ",
+                   "<|endoftext|>", "[CLS]"],
+    "plain": ["the", "run", "中文", "##run", "[CLS]"],
+}
 PARAMS = {"ngram_min_n": 1, "ngram_max_n": 3, "max_ngrams_per_token": 48, "whole_token": False}
 SPECIALS = {"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]"}  # EELBertTokenizer's special tokens (atom=True)
 
@@ -78,6 +89,11 @@ def main():
     }
     OUT.write_text(dumps(golden))
     print(f"wrote {OUT}")
+    formats = [{"token_format": fmt, "token": token, "symbols_hex": [b.hex() for b in token_symbols(token, fmt)],
+                "ngram_ids": token_ngram_ids(token, token_format=fmt, **PARAMS)}
+               for fmt, tokens in FORMAT_TOKENS.items() for token in tokens]
+    FORMATS_OUT.write_text(dumps({"hash_scheme": HASH_SCHEME, "params": PARAMS, "tokens": formats}))
+    print(f"wrote {FORMATS_OUT}")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,49 @@ The tokenizer half (``token_ngram_ids``) maps a token string to n-gram ids; the 
 (``modeling/`` links to it; a Hub folder holds it once); ``docs/hash-spec.md`` restates it, ``tests/golden/`` pins it.
 """
 
+import re
+
 HASH_SCHEME = "eelbert-ngram-v1"  # a change to anything below changes the ids, and needs a new name
 MAX_NGRAM_ID = 2**31 - 2  # ids are 1 + (hash mod MAX_NGRAM_ID): 1 ..= 2**31 - 2; 0 marks an empty slot
 MAX_NGRAMS_LIMIT = 128  # the model's float32 pooling is exact for at most 128 n-grams per token
 # The fields that tokenizer and model share, with their defaults (a model's config holds all but feature_type).
-NGRAM_DEFAULTS = dict(hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48)
+NGRAM_DEFAULTS = dict(hash_scheme=HASH_SCHEME, ngram_min_n=1, ngram_max_n=3, max_ngrams_per_token=48,
+                      token_format="wordpiece")
 NGRAM_FIELDS = tuple(NGRAM_DEFAULTS)
 # "ngram": character n-grams (EELBERT); "whole_token": one hashed atom per token (the random_hash ablation).
 FEATURE_TYPES = ("ngram", "whole_token")
+# How a vocabulary marks word starts and pieces, i.e. how its token strings become symbols (step 2 below).
+TOKEN_FORMATS = ("wordpiece", "metaspace", "byte_level", "plain")
+METASPACE = "\u2581"  # SentencePiece's word-start character
+BYTE_FALLBACK = re.compile(r"<0x([0-9A-F]{2})>")  # SentencePiece's piece for one raw byte
+
+
+def _byte_level_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, character -> byte: printable Latin-1 bytes stand for themselves, the other 68
+    bytes for the characters U+0100 onwards in byte order (so the space 0x20 is "Ġ", U+0120)."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{chr(b): b for b in printable}, **{chr(0x100 + i): b for i, b in enumerate(others)}}
+
+
+BYTE_OF = _byte_level_alphabet()
+
+
+def utf8_symbols(data: bytes) -> list[bytes]:
+    """Byte-level pieces may hold part of a UTF-8 character: each complete, valid UTF-8 character is one symbol,
+    and every other byte a symbol of its own (never valid UTF-8 alone, so it cannot equal a character)."""
+    symbols, i = [], 0
+    while i < len(data):
+        width = 1 if data[i] < 0xC0 else 2 if data[i] < 0xE0 else 3 if data[i] < 0xF0 else 4
+        piece = data[i : i + width]
+        try:
+            valid = len(piece) == width and len(piece.decode("utf-8")) == 1
+        except UnicodeDecodeError:
+            valid = False
+        piece = piece if valid else data[i : i + 1]
+        symbols.append(piece)
+        i += len(piece)
+    return symbols
 
 MASK64 = 2**64 - 1
 WORD_START = b"\xff"  # never a byte of valid UTF-8, so it can't collide with text
@@ -35,25 +70,53 @@ def ngram_hash_id(data: bytes) -> int:
     return 1 + h % MAX_NGRAM_ID
 
 
-def token_ngrams(token: str, *, ngram_min_n: int = 1, ngram_max_n: int = 3, max_ngrams_per_token: int = 48,
-                 atom: bool = False, whole_token: bool = False) -> list[bytes]:
-    """The byte strings whose hashes are the n-gram ids of one WordPiece token, in five steps:
+def token_symbols(token: str, token_format: str = "wordpiece") -> list[bytes]:
+    """Step 2: a token string as the byte strings of its symbols, with ``WORD_START`` first where the vocabulary
+    marks the token as the start of a word. A code point is its UTF-8 (a lone surrogate: its surrogatepass form).
 
-    1. Atoms: if ``atom`` (special tokens), ``whole_token`` (the ``random_hash`` ablation) or the token is bracketed
-       and longer than 2 characters (``[CLS]``, ``[unused7]``), the result is ``[0xFE + UTF-8(token)]``.
-    2. Symbols: ``##xyz`` (longer than 2 characters) gives the code points of ``xyz``; any other ``xyz`` gives a
-       word-start marker, then those of ``xyz``. So ``run`` and ``##run`` share ``r, u, n, ru, un, run`` only.
-    3. Bytes: a code point is its UTF-8 (a lone surrogate: its surrogatepass form); the marker is the byte 0xFF.
-    4. N-grams: for n = ngram_min_n .. ngram_max_n, each start from left to right, the n symbols' bytes joined;
-       repeats are kept (pooling weighs them by count).
-    5. Truncation: the first ``max_ngrams_per_token`` are kept, so long words lose their longest n-grams first.
+    - ``wordpiece`` (WordPiece, and BPE with the ``##`` continuation prefix): ``##xyz`` (longer than 2 characters)
+      is a continuation, ``x, y, z``; any other ``xyz`` starts a word. So ``run`` and ``##run`` share
+      ``r, u, n, ru, un, run`` only.
+    - ``metaspace`` (SentencePiece, Unigram or BPE): a leading ``▁`` is the word start; a byte-fallback piece
+      ``<0xHH>`` is the single raw byte HH.
+    - ``byte_level`` (GPT-2/RoBERTa-style BPE): each character stands for one byte (``Ġ`` for the space, see
+      ``BYTE_OF``; a character outside that alphabet, as in an added token, for its own UTF-8); a leading space
+      byte is the word start; the bytes group into symbols by ``utf8_symbols``.
+    - ``plain``: the code points, no word-start marker (a vocabulary that marks neither starts nor pieces).
     """
-    if atom or whole_token or (len(token) > 2 and token[0] == "[" and token[-1] == "]"):
+    def code_points(text):
+        return [c.encode("utf-8", "surrogatepass") for c in text]
+
+    if token_format == "wordpiece":
+        if token.startswith("##") and len(token) > 2:
+            return code_points(token[2:])
+        return [WORD_START] + code_points(token)
+    if token_format == "metaspace":
+        if match := BYTE_FALLBACK.fullmatch(token):
+            return [bytes([int(match.group(1), 16)])]
+        return [WORD_START] + code_points(token[1:]) if token.startswith(METASPACE) else code_points(token)
+    if token_format == "byte_level":
+        data = b"".join(bytes([BYTE_OF[c]]) if c in BYTE_OF else c.encode("utf-8", "surrogatepass") for c in token)
+        return [WORD_START] + utf8_symbols(data[1:]) if data[:1] == b" " else utf8_symbols(data)
+    return code_points(token)
+
+
+def token_ngrams(token: str, *, ngram_min_n: int = 1, ngram_max_n: int = 3, max_ngrams_per_token: int = 48,
+                 token_format: str = "wordpiece", atom: bool = False, whole_token: bool = False) -> list[bytes]:
+    """The byte strings whose hashes are the n-gram ids of one token, in four steps:
+
+    1. Atoms: if ``atom`` (special tokens), ``whole_token`` (the ``random_hash`` ablation) or, in the ``wordpiece``
+       format, the token is bracketed and longer than 2 characters (``[CLS]``, ``[unused7]``), the result is
+       ``[0xFE + UTF-8(token)]``.
+    2. Symbols: ``token_symbols(token, token_format)``; the word-start marker is the byte 0xFF.
+    3. N-grams: for n = ngram_min_n .. ngram_max_n, each start from left to right, the n symbols' bytes joined;
+       repeats are kept (pooling weighs them by count).
+    4. Truncation: the first ``max_ngrams_per_token`` are kept, so long words lose their longest n-grams first.
+    """
+    bracketed = token_format == "wordpiece" and len(token) > 2 and token[0] == "[" and token[-1] == "]"
+    if atom or whole_token or bracketed:
         return [ATOM_TAG + token.encode("utf-8", "surrogatepass")]
-    if token.startswith("##") and len(token) > 2:
-        symbols = [c.encode("utf-8", "surrogatepass") for c in token[2:]]
-    else:
-        symbols = [WORD_START] + [c.encode("utf-8", "surrogatepass") for c in token]
+    symbols = token_symbols(token, token_format)
     ngrams = []
     for n in range(ngram_min_n, ngram_max_n + 1):
         for start in range(len(symbols) - n + 1):
@@ -64,7 +127,7 @@ def token_ngrams(token: str, *, ngram_min_n: int = 1, ngram_max_n: int = 3, max_
 
 
 def token_ngram_ids(token: str, **params) -> list[int]:
-    """The n-gram ids of one WordPiece token: ``ngram_hash_id`` of each of ``token_ngrams(token, **params)``."""
+    """The n-gram ids of one token: ``ngram_hash_id`` of each of ``token_ngrams(token, **params)``."""
     return [ngram_hash_id(ngram) for ngram in token_ngrams(token, **params)]
 
 
@@ -86,7 +149,8 @@ def hash_constants(seed: int, dim: int) -> tuple[list[int], list[int]]:
     return [1 + r % (HASH_PRIME - 1) for r in draws[0::2]], [r % HASH_PRIME for r in draws[1::2]]
 
 
-def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_token, feature_type="ngram") -> None:
+def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_token, token_format="wordpiece",
+                       feature_type="ngram") -> None:
     """Raise a ``ValueError`` that names the bad n-gram field (tokenizer and config both call this)."""
     if hash_scheme != HASH_SCHEME:
         raise ValueError(f"hash_scheme {hash_scheme!r} is not known to this code, which implements {HASH_SCHEME!r}: "
@@ -96,6 +160,8 @@ def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_tok
     if not (type(max_ngrams_per_token) is int and 1 <= max_ngrams_per_token <= MAX_NGRAMS_LIMIT):
         raise ValueError(f"max_ngrams_per_token must be an integer in 1..{MAX_NGRAMS_LIMIT}, "
                          f"got {max_ngrams_per_token!r}")
+    if token_format not in TOKEN_FORMATS:
+        raise ValueError(f"token_format must be one of {TOKEN_FORMATS}, got {token_format!r}")
     if feature_type not in FEATURE_TYPES:
         raise ValueError(f"feature_type must be one of {FEATURE_TYPES}, got {feature_type!r}")
 

@@ -47,6 +47,9 @@ class EELBertTokenizer(BertTokenizer):
         (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model)."""
         fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
         check_ngram_params(**fields)
+        if fields["token_format"] != "wordpiece":  # the symbols of step 2 follow the vocabulary's own markers
+            raise ValueError(f"token_format {fields['token_format']!r} does not fit this WordPiece vocabulary: "
+                             "use token_format='wordpiece'")
         self.__dict__.update(fields)
         self.__dict__.update(self._empty_table(), _ngram_lock=threading.Lock())
         kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
@@ -102,7 +105,7 @@ class EELBertTokenizer(BertTokenizer):
         """The spec applied to one token string (the per-string path); special tokens are atoms."""
         atom = token in self.all_special_tokens if atom is None else atom
         return token_ngram_ids(token, ngram_min_n=self.ngram_min_n, ngram_max_n=self.ngram_max_n,
-                               max_ngrams_per_token=self.max_ngrams_per_token, atom=atom,
+                               max_ngrams_per_token=self.max_ngrams_per_token, token_format=self.token_format, atom=atom,
                                whole_token=self.feature_type == "whole_token")
 
     def ngram_ids_for(self, input_ids) -> np.ndarray:
