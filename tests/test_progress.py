@@ -17,6 +17,19 @@ DATA = os.path.join(os.path.dirname(eelbert_hf.__file__), "data")
 RT_TRAIN = os.path.join(DATA, "rt_sample_train.jsonl")
 
 
+@pytest.fixture(autouse=True)
+def progress_bars_on():
+    """transformers' bars as a user has them by default: an in-process `eelbert bench` (which turns them off for
+    its own process) in an earlier test must not decide what these tests see."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()
+    yield
+    if not was_on:
+        hf_logging.disable_progress_bar()
+
+
 @pytest.fixture
 def bert_teacher(tmp_path):
     """A 1-layer transformers BERT sequence classifier with its own tokenizer, saved to a folder."""
