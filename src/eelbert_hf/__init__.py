@@ -5,6 +5,8 @@ so `AutoModel.from_pretrained(folder)` works without `trust_remote_code`. The fi
 `tokenization/` are the ones a saved folder carries for users who load it with `trust_remote_code=True`.
 """
 
+import sys
+
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -15,6 +17,12 @@ from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
 )
+
+from .modeling import ngram_hashing
+
+# The tokenizer imports the hash spec as `.ngram_hashing`, as it is laid out in a flat Hub folder; in the package the
+# one file sits in modeling/, so it is registered under tokenization/ too, before anything imports the tokenizer.
+sys.modules[f"{__name__}.tokenization.ngram_hashing"] = ngram_hashing
 
 from .modeling.configuration_eelbert import EELBertConfig
 from .modeling.modeling_eelbert import (
