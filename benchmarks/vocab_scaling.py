@@ -21,7 +21,8 @@ on the same test articles.
     python benchmarks/vocab_scaling.py --quick    # a smoke run on a few languages (writes under the cache only)
 
 Tokenizers, tokenized data and each run's result are cached under ~/.cache/eelbert_hf/vocab_scaling, so a rerun
-only redoes what changed (`--fresh` ignores the cached results).
+only redoes what changed (`--fresh` ignores the cached results). Needs `npm` on first use and, for the peers, the
+`bench` extra (`pip install -e ".[bench]"`); a peer that is missing is reported as not run.
 """
 
 import argparse
@@ -30,7 +31,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 import tarfile
 import time
 from collections import Counter, defaultdict
@@ -98,8 +98,8 @@ def read_declarations(folder: Path) -> list[dict]:
     declarations = []
     for path in sorted((folder / "declaration").glob("*.html")):
         parser = DeclarationParser()
-        parser.feed(path.read_text(encoding="utf-8"))
         text = path.read_text(encoding="utf-8")
+        parser.feed(text)
         name = text.split("<title>", 1)[1].split("</title>", 1)[0].strip()
         articles = {n: " ".join(" ".join(p.split()) for p in parts).strip() for n, parts in parser.parts.items()}
         declarations.append(dict(code=parser.attrs["data-code"], iso6393=parser.attrs["data-iso6393"],
@@ -694,8 +694,9 @@ def render(report: dict) -> str:
     head = "| identifier | model file | size | languages covered | test articles | its accuracy |"
     cols = [f"{row['vocab']} {row['model']}" for row in ours if row["model"] == "uno"]
     best = r["best_small"]
-    if best:
-        cols.append(f"{best['vocab']} {best['model']}")
+    for row in (best, max(ours, key=lambda row: row["validation_accuracy"]) if ours else None):
+        if row:  # the best small model and the best of all, on validation
+            cols.append(f"{row['vocab']} {row['model']}")
     cols = list(dict.fromkeys(cols))
     lines.append(head + "".join(f" {c} |" for c in cols))
     lines.append("| --- | --- | ---: | ---: | ---: | ---: |" + " ---: |" * len(cols))
@@ -715,7 +716,7 @@ def render(report: dict) -> str:
             if "languages_peer_better" in peer:
                 better, worse = peer["languages_peer_better"], peer["languages_peer_worse"]
                 lines.append(f"- {name} is better on {len(better)} of its {peer['covered_languages']} languages"
-                             + (f" ({', '.join(better[:40])}{', ...' if len(better) > 40 else ''})" if better else "")
+                             + (f" ({', '.join(better[:25])}{', ...' if len(better) > 25 else ''})" if better else "")
                              + f", worse on {len(worse)}.")
     lines += ["", "## Targets (issue #23)", ""]
     t = r["targets"]
