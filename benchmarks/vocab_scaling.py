@@ -201,6 +201,7 @@ class SpecNgramTable:
         from eelbert_hf.modeling.ngram_hashing import NGRAM_DEFAULTS, token_ngram_ids
 
         width, special = NGRAM_DEFAULTS["max_ngrams_per_token"], set(base.all_special_tokens)
+        self.convert_ids_to_tokens = base.convert_ids_to_tokens
         self.all_special_ids, self.table = base.all_special_ids, np.zeros((len(base), width), dtype=np.int64)
         for i, token in enumerate(base.convert_ids_to_tokens(list(range(len(base))))):
             ids = token_ngram_ids(token, token_format="byte_level", atom=token in special)
@@ -345,7 +346,12 @@ def hash_behaviour(ngram_tok, sample: int = 2000, seed: int = 0) -> dict:
             nearest.append(cosine.max(dim=1).values)
         nearest = torch.cat(nearest).numpy()
     distinct_ngrams = np.unique(rows[rows != 0]).size
+    groups = defaultdict(list)
+    for token_id, group in zip(ids[shared].tolist(), inverse.reshape(-1)[shared].tolist()):
+        groups[group].append(token_id)
+    examples = [ngram_tok.convert_ids_to_tokens(group) for group in list(groups.values())[:3]]
     return dict(tokens=int(len(ids)), tokens_sharing_a_row=int(shared.sum()), share_sharing_a_row=float(shared.mean()),
+                shared_row_examples=examples,
                 share_all_slots_filled=float((rows != 0).all(axis=1).mean()),
                 mean_ngrams_per_token=float((rows != 0).sum(axis=1).mean()),
                 distinct_ngram_ids=int(distinct_ngrams),
@@ -699,6 +705,15 @@ def render(report: dict) -> str:
                      f"{h['distinct_ngram_ids']:,} | {h['ngram_ids_per_gate_bucket']:.0f} | "
                      f"{h['nearest_cosine_mean']:.3f} | {h['nearest_cosine_median']:.3f} | "
                      f"{_pct(h['share_nearest_above_0_9'])} |")
+    examples = {name: h.get("shared_row_examples") for name, h in r["hash"].items() if h.get("shared_row_examples")}
+    if examples:
+        lines += ["", "Tokens that share a row: " + "; ".join(
+            f"{name}: " + ", ".join(" = ".join(f"`{t}`" for t in group) for group in groups)
+            for name, groups in examples.items()) + "."]
+        if any(set(group) == {"Ġ", "ÿ"} for groups in examples.values() for group in groups):
+            lines[-1] += (" `Ġ` alone is the word-start marker (byte 0xFF in the spec) with nothing after it, and `ÿ` is "
+                          "the raw byte 0xFF: both hash as the one n-gram 0xFF. The byte 0xFF never occurs in UTF-8 "
+                          "text, so only that alphabet entry is affected.")
     lines += [
         "",
         "## The language identifiers people use",
