@@ -283,15 +283,26 @@ def test_the_byte_level_alphabet_is_gpt2s():
     assert table["Ġ"] == 0x20 and table["Ċ"] == 0x0A and table["a"] == 0x61 and table["é"] == 0xE9
 
 
-def test_partial_utf8_characters_are_raw_byte_symbols():
-    from eelbert_hf.modeling.ngram_hashing import utf8_symbols
+def test_partial_utf8_characters_are_tagged_raw_byte_symbols():
+    from eelbert_hf.modeling.ngram_hashing import RAW_BYTE, utf8_symbols
 
     euro = "€".encode("utf-8")  # E2 82 AC
     assert utf8_symbols(euro) == [euro]
-    assert utf8_symbols(euro[:2]) == [b"\xe2", b"\x82"]  # a lead byte without its last continuation byte
-    assert utf8_symbols(euro[1:] + b"a") == [b"\x82", b"\xac", b"a"]
-    assert utf8_symbols(b"\xed\xa0\x80") == [b"\xed", b"\xa0", b"\x80"]  # a surrogate is not valid UTF-8
-    assert utf8_symbols(b"\xc0\xaf") == [b"\xc0", b"\xaf"]  # nor is an overlong form
+    assert utf8_symbols(euro[:2]) == [RAW_BYTE + b"\xe2", RAW_BYTE + b"\x82"]  # a lead byte without its last byte
+    assert utf8_symbols(euro[1:] + b"a") == [RAW_BYTE + b"\x82", RAW_BYTE + b"\xac", b"a"]
+    assert utf8_symbols(b"\xed\xa0\x80") == [RAW_BYTE + bytes([b]) for b in b"\xed\xa0\x80"]  # a surrogate: not UTF-8
+    assert utf8_symbols(b"\xc0\xaf") == [RAW_BYTE + b"\xc0", RAW_BYTE + b"\xaf"]  # nor is an overlong form
+
+
+@pytest.mark.parametrize("token_format, raw_ff, marker", [("byte_level", "ÿ", "Ġ"), ("metaspace", "<0xFF>", "▁")])
+def test_the_raw_byte_0xff_is_not_the_word_start_marker(token_format, raw_ff, marker):
+    """The word-start marker is the byte 0xFF; a piece that is the raw byte 0xFF (GPT-2's "ÿ", SentencePiece's
+    byte fallback <0xFF>) is tagged, so the two tokens no longer share their n-gram ids."""
+    from eelbert_hf.modeling.ngram_hashing import token_ngram_ids
+
+    assert token_ngram_ids(raw_ff, token_format=token_format) != token_ngram_ids(marker, token_format=token_format)
+    # and an ASCII byte-fallback piece is the character itself
+    assert token_ngram_ids("<0x41>", token_format="metaspace") == token_ngram_ids("A", token_format="metaspace")
 
 
 @pytest.mark.parametrize("bad", ["bpe", "", None])

@@ -20,6 +20,10 @@ FEATURE_TYPES = ("ngram", "whole_token")
 TOKEN_FORMATS = ("wordpiece", "metaspace", "byte_level", "plain")
 METASPACE = "\u2581"  # SentencePiece's word-start character
 BYTE_FALLBACK = re.compile(r"<0x([0-9A-F]{2})>")  # SentencePiece's piece for one raw byte
+MASK64 = 2**64 - 1
+WORD_START = b"\xff"  # never a byte of valid UTF-8, so it can't collide with text
+ATOM_TAG = b"\xfe"  # never a byte of valid UTF-8 either
+RAW_BYTE = b"\xfd"  # neither: tags a byte that is not a character by itself (the raw byte 0xFF is not WORD_START)
 
 
 def _byte_level_alphabet() -> dict[str, int]:
@@ -35,7 +39,7 @@ BYTE_OF = _byte_level_alphabet()
 
 def utf8_symbols(data: bytes) -> list[bytes]:
     """Byte-level pieces may hold part of a UTF-8 character: each complete, valid UTF-8 character is one symbol,
-    and every other byte a symbol of its own (never valid UTF-8 alone, so it cannot equal a character)."""
+    and every other byte the symbol ``RAW_BYTE + byte`` (tagged, so it equals neither a character nor a marker)."""
     symbols, i = [], 0
     while i < len(data):
         width = 1 if data[i] < 0xC0 else 2 if data[i] < 0xE0 else 3 if data[i] < 0xF0 else 4
@@ -44,14 +48,10 @@ def utf8_symbols(data: bytes) -> list[bytes]:
             valid = len(piece) == width and len(piece.decode("utf-8")) == 1
         except UnicodeDecodeError:
             valid = False
-        piece = piece if valid else data[i : i + 1]
-        symbols.append(piece)
-        i += len(piece)
+        symbols.append(piece if valid else RAW_BYTE + data[i : i + 1])
+        i += len(piece) if valid else 1
     return symbols
 
-MASK64 = 2**64 - 1
-WORD_START = b"\xff"  # never a byte of valid UTF-8, so it can't collide with text
-ATOM_TAG = b"\xfe"  # never a byte of valid UTF-8 either
 
 HASH_PRIME = 2**31 - 1  # model half: x = (a_j * id + b_j) mod P; products stay below 2**62
 VALUE_SCALE = 2**17 - 1  # 131071: the value 2 * (x mod 2**17) - VALUE_SCALE is odd, in [-S, S]
@@ -78,7 +78,7 @@ def token_symbols(token: str, token_format: str = "wordpiece") -> list[bytes]:
       is a continuation, ``x, y, z``; any other ``xyz`` starts a word. So ``run`` and ``##run`` share
       ``r, u, n, ru, un, run`` only.
     - ``metaspace`` (SentencePiece, Unigram or BPE): a leading ``▁`` is the word start; a byte-fallback piece
-      ``<0xHH>`` is the single raw byte HH.
+      ``<0xHH>`` is the byte HH, grouped by ``utf8_symbols`` (an ASCII byte is its character).
     - ``byte_level`` (GPT-2/RoBERTa-style BPE): each character stands for one byte (``Ġ`` for the space, see
       ``BYTE_OF``; a character outside that alphabet, as in an added token, for its own UTF-8); a leading space
       byte is the word start; the bytes group into symbols by ``utf8_symbols``.
@@ -93,7 +93,7 @@ def token_symbols(token: str, token_format: str = "wordpiece") -> list[bytes]:
         return [WORD_START] + code_points(token)
     if token_format == "metaspace":
         if match := BYTE_FALLBACK.fullmatch(token):
-            return [bytes([int(match.group(1), 16)])]
+            return utf8_symbols(bytes([int(match.group(1), 16)]))
         return [WORD_START] + code_points(token[1:]) if token.startswith(METASPACE) else code_points(token)
     if token_format == "byte_level":
         data = b"".join(bytes([BYTE_OF[c]]) if c in BYTE_OF else c.encode("utf-8", "surrogatepass") for c in token)
