@@ -36,6 +36,7 @@ from .modeling.modeling_eelbert import (
 )
 from .modeling.ngram_embedding import DynamicNgramEmbeddings
 from .loading import pipeline
+from .packaging.onnx_runtime import load_onnx_classifier
 from .tokenization.tokenization_eelbert import EELBertTokenizer
 
 __version__ = "0.1.0"
@@ -68,4 +69,5 @@ __all__ = [
     "EELBertTokenizer",
     "DynamicNgramEmbeddings",
     "pipeline",
+    "load_onnx_classifier",
 ]

@@ -217,7 +217,8 @@ def bench_command(args):
           f"median of {args.repeats}; EELBERT against a BERT of the same dimensions, same run")
     for row in all_rows(texts, args.model, args.batch_sizes, args.repeats, args.parts.split(",")):
         print(f"  {row['what']:<46} batch {row['batch_size']:>4}: EELBERT {row['eelbert_texts_per_s']:8.0f} "
-              f"texts/s, BERT twin {row['bert_texts_per_s']:8.0f} texts/s, ratio {row['ratio']:.2f}", flush=True)
+              f"texts/s, BERT twin {row['bert_texts_per_s']:8.0f} texts/s, ratio {row['ratio']:.2f}"
+              + (f"; {row['note']}" if "note" in row else ""), flush=True)
 
 
 def push_command(args):

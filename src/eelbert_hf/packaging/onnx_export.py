@@ -1,9 +1,11 @@
 """EELBERT -> ONNX (float32 and int8 dynamic-quantised), with onnxruntime parity and accuracy checks.
 
 The graph takes ``input_ids``, ``ngram_ids``, ``attention_mask`` and ``token_type_ids`` (batch and sequence
-axes dynamic) and computes the dynamic embedding inside it with integer ops (``Mod``, ``Mul``, ``Add`` on int64,
-as in ``DynamicNgramEmbeddings.reference``), so a runtime needs only the tokenizer and the ``.onnx`` file. The
-folder follows transformers.js's layout (``onnx/model.onnx``, ``onnx/model_quantized.onnx``, ``config.json`` with
+axes dynamic) and computes the dynamic embedding inside it with integer ops (``Mul``, ``Add`` and the Mersenne
+reduction mod 2**31 - 1 on int64/uint64, as in ``DynamicNgramEmbeddings.reference``), so a runtime needs only the
+tokenizer and the ``.onnx`` file. Beside it, the same model as two graphs for runtimes that reuse token embeddings
+across calls (``onnx_runtime.load_onnx_classifier``, js/): ``token_embeddings.onnx`` (n-gram ids -> token
+embeddings) and ``model_from_embeddings.onnx`` (token embeddings + masks -> outputs). The folder follows transformers.js's layout (``onnx/model.onnx``, ``onnx/model_quantized.onnx``, ``config.json`` with
 the n-gram fields, ``tokenizer.json``), which the JavaScript port in ``js/`` reads (docs/browser.md).
 Needs the ``onnx`` extra: ``pip install -e ".[onnx]"`` from a clone.
 """
@@ -16,6 +18,11 @@ import torch
 from torch import nn
 
 ONNX_INPUTS = ("input_ids", "ngram_ids", "attention_mask", "token_type_ids")
+# the two graphs of the same model for runtimes that reuse token embeddings across calls
+TOKEN_EMBEDDINGS_FILE = "token_embeddings.onnx"  # ngram_ids (T, K) -> token_embeddings (T, d)
+FROM_EMBEDDINGS_INPUTS = ("token_embeddings", "attention_mask", "token_type_ids")
+FROM_EMBEDDINGS_FILES = {"fp32": "model_from_embeddings.onnx", "int8": "model_from_embeddings_quantized.onnx"}
+SINGLE_GRAPH_FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
 # beside onnx/, what a runtime without Python (js/, examples/browser/) reads: the transformers.js folder layout
 RUNTIME_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 # the config.json fields that define the n-gram ids (embedding_type "random_hash" means one atom per token)
@@ -32,6 +39,29 @@ class _PositionalInputs(nn.Module):
 
     def forward(self, input_ids, ngram_ids, attention_mask, token_type_ids):
         return self.model(input_ids=input_ids, ngram_ids=ngram_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids, return_dict=True)[0]
+
+
+class _TokenEmbeddings(nn.Module):
+    """n-gram ids (T, K) -> token embeddings (T, d): the spec's computation, ``DynamicNgramEmbeddings.reference``."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.ngram_embeddings = model.base_model.embeddings.ngram_embeddings
+
+    def forward(self, ngram_ids):
+        return self.ngram_embeddings.reference(ngram_ids)
+
+
+class _FromEmbeddings(nn.Module):
+    """The model fed token embeddings (B, S, d) instead of ids, with the masks; its first output."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, token_embeddings, attention_mask, token_type_ids):
+        return self.model(inputs_embeds=token_embeddings, attention_mask=attention_mask,
                           token_type_ids=token_type_ids, return_dict=True)[0]
 
 
@@ -53,27 +83,112 @@ def export_onnx(model, tokenizer, path: str, opset: int = 20) -> str:
         torch.onnx.export(wrapper, tuple(encoded[name] for name in ONNX_INPUTS), path, input_names=list(ONNX_INPUTS),
                           output_names=[output_name(model)], dynamic_shapes=dynamic, opset_version=opset,
                           dynamo=True, external_data=False, verbose=False)
-    _strip_debug_info(path)
+    _finish_graph(path)
     return path
 
 
-def _strip_debug_info(path: str) -> None:
-    """Drop the exporter's per-node metadata (Python stack traces with local paths, FX names): ~0.3 MB for UNO,
-    as much as its int8 weights."""
+def export_split(model, tokenizer, output_dir: str, opset: int = 20) -> tuple[str, str]:
+    """Write `model` as two graphs into `output_dir`: TOKEN_EMBEDDINGS_FILE (``ngram_ids`` (T, K) ->
+    ``token_embeddings`` (T, d), the spec) and FROM_EMBEDDINGS_FILES["fp32"] (``token_embeddings`` (B, S, d),
+    ``attention_mask``, ``token_type_ids`` -> the model's first output). Composed, they compute what the single graph
+    computes; apart, a runtime runs the first only for tokens whose embedding it has not stored yet."""
+    if getattr(model.config, "embedding_type", "dynamic") != "dynamic":
+        raise ValueError(f"ONNX export supports embedding_type='dynamic', got {model.config.embedding_type!r}")
+    model = model.float().eval()
+    encoded = tokenizer(PARITY_TEXTS[:2], padding=True, return_tensors="pt")
+    os.makedirs(output_dir, exist_ok=True)
+    tokens_path = os.path.join(output_dir, TOKEN_EMBEDDINGS_FILE)
+    model_path = os.path.join(output_dir, FROM_EMBEDDINGS_FILES["fp32"])
+    ngram_ids = encoded["ngram_ids"].reshape(-1, encoded["ngram_ids"].shape[-1])  # (B, S, K) -> (T, K)
+    batch, seq, tokens = torch.export.Dim("batch"), torch.export.Dim("sequence"), torch.export.Dim("tokens")
+    with torch.no_grad():
+        torch.onnx.export(_TokenEmbeddings(model).eval(), (ngram_ids,), tokens_path, input_names=["ngram_ids"],
+                          output_names=["token_embeddings"], dynamic_shapes={"ngram_ids": {0: tokens}},
+                          opset_version=opset, dynamo=True, external_data=False, verbose=False)
+        embeddings = model.base_model.embeddings.ngram_embeddings.reference(encoded["ngram_ids"])  # (B, S, d)
+        inputs = (embeddings, encoded["attention_mask"], encoded["token_type_ids"])
+        torch.onnx.export(_FromEmbeddings(model).eval(), inputs, model_path, input_names=list(FROM_EMBEDDINGS_INPUTS),
+                          output_names=[output_name(model)], opset_version=opset, dynamo=True, external_data=False,
+                          dynamic_shapes={name: {0: batch, 1: seq} for name in FROM_EMBEDDINGS_INPUTS}, verbose=False)
+    _finish_graph(tokens_path)
+    _finish_graph(model_path)
+    return tokens_path, model_path
+
+
+def _finish_graph(path: str) -> None:
+    """Strip the exporter's debug info and give the hash's ``Mod`` nodes cheaper exact equivalents."""
     import onnx
 
-    def nodes(graph):
-        for node in graph.node:
-            yield node
-            for attribute in node.attribute:  # the Loop body of embedding_bag, If branches, ...
-                for subgraph in [attribute.g, *attribute.graphs]:
-                    yield from nodes(subgraph)
-
     model = onnx.load(path)
-    for node in nodes(model.graph):
+    _strip_debug_info(model)
+    _cheaper_mods(model.graph)
+    onnx.save(model, path)
+
+
+def _cheaper_mods(graph) -> None:
+    """Replace ``Mod(x, 2**31 - 1)`` by the Mersenne reduction and ``Mod(x, 2**k)`` by ``BitwiseAnd(x, 2**k - 1)``
+    (onnxruntime's int64 ``Mod`` is the slowest op of the hash).
+
+    Mersenne: 2**31 = 1 (mod P), so with x = hi * 2**31 + lo, x = hi + lo (mod P), and s = hi + lo < 2 * P as long as
+    x < 2**62 - 2**32: true for every hash input, (a_j * id + b_j) with a_j, b_j < P and ids <= MAX_NGRAM_ID
+    (n-gram ids outside the spec's range, which the torch model refuses, would give other values). Then
+    x mod P = min(s, s - P) in uint64, where s - P wraps around to a huge number when s < P. Power of two: for int64
+    x, floor-mod 2**k is x & (2**k - 1) in two's complement, negative x included; ONNX ``Mod`` (fmod=0) is floor-mod."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ..modeling.ngram_hashing import HASH_PRIME
+
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    nodes = []
+    for node in graph.node:
+        divisor = constants.get(node.input[1]) if node.op_type == "Mod" and len(node.input) == 2 else None
+        if divisor is None or divisor.size != 1 or divisor.dtype != np.int64:
+            nodes.append(node)
+            continue
+        d, (x,), (out,), tag = int(divisor.reshape(())), node.input[:1], node.output, node.output[0]
+        if d == HASH_PRIME:
+            names = {k: f"{tag}_mersenne_{k}" for k in ("p", "shift", "xu", "lo", "hi", "s", "t", "r")}
+            graph.initializer.extend([numpy_helper.from_array(np.array(HASH_PRIME, np.uint64), names["p"]),
+                                      numpy_helper.from_array(np.array(31, np.uint64), names["shift"])])
+            nodes += [helper.make_node("Cast", [x], [names["xu"]], to=TensorProto.UINT64),
+                      helper.make_node("BitwiseAnd", [names["xu"], names["p"]], [names["lo"]]),
+                      helper.make_node("BitShift", [names["xu"], names["shift"]], [names["hi"]], direction="RIGHT"),
+                      helper.make_node("Add", [names["lo"], names["hi"]], [names["s"]]),
+                      helper.make_node("Sub", [names["s"], names["p"]], [names["t"]]),
+                      helper.make_node("Min", [names["s"], names["t"]], [names["r"]]),
+                      helper.make_node("Cast", [names["r"]], [out], to=TensorProto.INT64)]
+        elif d > 0 and d & (d - 1) == 0:
+            mask = f"{tag}_mask"
+            graph.initializer.append(numpy_helper.from_array(np.array(d - 1, np.int64), mask))
+            nodes.append(helper.make_node("BitwiseAnd", [x, mask], [out]))
+        else:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in _all_nodes(graph) for name in node.input}
+    kept = [init for init in graph.initializer if init.name in used]  # the divisors replaced above
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def _all_nodes(graph):
+    """The nodes of `graph` and of its subgraphs (the Loop body of embedding_bag, If branches, ...)."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in [attribute.g, *attribute.graphs]:
+                yield from _all_nodes(subgraph)
+
+
+def _strip_debug_info(model) -> None:
+    """Drop the exporter's per-node metadata (Python stack traces with local paths, FX names): ~0.3 MB for UNO,
+    as much as its int8 weights."""
+    for node in _all_nodes(model.graph):
         del node.metadata_props[:]
         node.doc_string = ""
-    onnx.save(model, path)
 
 
 def save_runtime_files(model, tokenizer, output_dir: str) -> list[str]:
@@ -140,6 +255,24 @@ def parity(model, tokenizer, path: str, texts=PARITY_TEXTS) -> float:
     return float(np.abs(run_onnx(onnx_session(path), encoded) - expected).max())
 
 
+def run_split(token_session, model_session, encoded) -> np.ndarray:
+    """Run the two graphs of ``export_split`` on tokenizer output: every token's embedding, then the model."""
+    ngram_ids = np.asarray(encoded["ngram_ids"], dtype=np.int64)
+    embeddings = token_session.run(None, {"ngram_ids": ngram_ids.reshape(-1, ngram_ids.shape[-1])})[0]
+    feeds = {"token_embeddings": embeddings.reshape(*ngram_ids.shape[:2], -1),
+             **{name: np.asarray(encoded[name], dtype=np.int64) for name in FROM_EMBEDDINGS_INPUTS[1:]}}
+    return model_session.run(None, feeds)[0]
+
+
+def split_parity(model, tokenizer, tokens_path: str, model_path: str, texts=PARITY_TEXTS) -> float:
+    """Largest absolute difference between the torch model's first output and the two graphs' on `texts`."""
+    encoded = tokenizer(list(texts), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = _PositionalInputs(model.float().eval())(*(encoded[name] for name in ONNX_INPUTS)).numpy()
+    got = run_split(onnx_session(tokens_path), onnx_session(model_path), encoded)
+    return float(np.abs(got - expected).max())
+
+
 def accuracy(session, tokenizer, jsonl_path: str, batch_size: int = 64, max_length: int = 128) -> float:
     """Classification accuracy of an ONNX classifier on a .jsonl file with "text" and "label" fields (a progress bar
     over the texts while it runs: transformers' tqdm, which `disable_progress_bar()` hides)."""
@@ -160,7 +293,8 @@ def accuracy(session, tokenizer, jsonl_path: str, batch_size: int = 64, max_leng
 
 
 def export_checkpoint(checkpoint: str, output_dir: str, quantize: bool = False, eval_file: str | None = None) -> dict:
-    """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``) and, where missing, RUNTIME_FILES
+    """Checkpoint -> ``output_dir/onnx/model.onnx`` (+ ``model_quantized.onnx``), the two graphs of ``export_split``
+    (+ the second one quantised) and, where missing, RUNTIME_FILES
     (the transformers.js layout that js/ reads); returns sizes, the ONNX-vs-torch difference and, for a classifier
     with `eval_file`, the float32 and int8 accuracies. A bar counts the steps and names the one running;
     transformers' `disable_progress_bar()` hides it."""
@@ -171,7 +305,7 @@ def export_checkpoint(checkpoint: str, output_dir: str, quantize: bool = False, 
     model, tokenizer = load_checkpoint(checkpoint)
     model.eval()
     classifier = type(model).__name__ == "EELBertForSequenceClassification" and eval_file is not None
-    with tqdm(total=2 + 2 * quantize, desc="ONNX", unit=" steps") as bar:
+    with tqdm(total=3 + 2 * quantize, desc="ONNX", unit=" steps") as bar:
         bar.set_description("ONNX: export float32")
         path = export_onnx(model, tokenizer, os.path.join(output_dir, "onnx", "model.onnx"))
         bar.update()
@@ -181,6 +315,11 @@ def export_checkpoint(checkpoint: str, output_dir: str, quantize: bool = False, 
         if classifier:
             result["accuracy"] = accuracy(onnx_session(path), tokenizer, eval_file)
         bar.update()
+        bar.set_description("ONNX: export the two graphs for runtimes with a token cache")
+        tokens_path, split_path = export_split(model, tokenizer, os.path.dirname(path))
+        result.update(split=[tokens_path, split_path], split_bytes=[os.path.getsize(tokens_path), os.path.getsize(split_path)],
+                      split_max_diff=split_parity(model, tokenizer, tokens_path, split_path))
+        bar.update()
         if quantize:
             bar.set_description("ONNX: quantise to int8")
             quantized = quantize_onnx(path, os.path.join(output_dir, "onnx", "model_quantized.onnx"))
@@ -188,6 +327,9 @@ def export_checkpoint(checkpoint: str, output_dir: str, quantize: bool = False, 
             bar.set_description("ONNX: check int8 against torch")
             result.update(onnx_int8=quantized, onnx_int8_bytes=os.path.getsize(quantized),
                           int8_max_diff=parity(model, tokenizer, quantized))
+            split_int8 = quantize_onnx(split_path, os.path.join(os.path.dirname(path), FROM_EMBEDDINGS_FILES["int8"]))
+            result.update(split_int8=split_int8, split_int8_bytes=os.path.getsize(split_int8),
+                          split_int8_max_diff=split_parity(model, tokenizer, tokens_path, split_int8))
             if classifier:
                 result["int8_accuracy"] = accuracy(onnx_session(quantized), tokenizer, eval_file)
             bar.update()
@@ -206,6 +348,13 @@ def describe(result: dict) -> str:
         if "int8_accuracy" in result:
             line += (f", accuracy {result['int8_accuracy']:.4f} "
                      f"({100 * (result['int8_accuracy'] - result['accuracy']):+.2f} points)")
+        lines.append(line)
+    if "split" in result:
+        line = (f"{' + '.join(result['split'])}: {sum(result['split_bytes']) / 1e6:.3f} MB float32 as two graphs (token "
+                f"embeddings, then the model), max |ONNX - torch| {result['split_max_diff']:.2e}")
+        if "split_int8" in result:
+            line += (f"; with {os.path.basename(result['split_int8'])}: {result['split_int8_bytes'] / 1e6:.3f} MB int8, "
+                     f"max |int8 - torch| {result['split_int8_max_diff']:.2e}")
         lines.append(line)
     if "runtime_files" in result:
         lines.append(f"for JavaScript and the browser (js/, examples/browser/): onnx/ with {', '.join(result['runtime_files'])}")
