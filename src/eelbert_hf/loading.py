@@ -52,8 +52,8 @@ def check_hub_reachable(repo_id: str, flag: str | None = None) -> None:
 
 def check_compatible(config: EELBertConfig, tokenizer) -> None:
     """Raise a ValueError if `tokenizer` emits n-gram ids that `config`'s model does not expect."""
-    model_fields = {field: getattr(config, field, None) for field in ("embedding_type", *NGRAM_FIELDS)}
-    tokenizer_fields = getattr(tokenizer, "ngram_params", None) or {"feature_type": None}
+    model_fields = {field: getattr(config, field, None) for field in ("embedding_type", "vocab_size", *NGRAM_FIELDS)}
+    tokenizer_fields = {**(getattr(tokenizer, "ngram_params", None) or {"feature_type": None}), "vocab_size": len(tokenizer)}
     ngram_hashing.check_compatible(model_fields, tokenizer_fields)
 
 

@@ -167,8 +167,13 @@ def check_ngram_params(hash_scheme, ngram_min_n, ngram_max_n, max_ngrams_per_tok
 
 
 def check_compatible(model_fields: dict, tokenizer_fields: dict) -> None:
-    """Raise a ``ValueError`` if a tokenizer (its ``ngram_params``) emits n-gram ids that a model (its config as a
-    dict) does not expect. Table models read ``input_ids`` only; ``random_hash`` needs whole-token features."""
+    """Raise a ``ValueError`` if a tokenizer (its ``ngram_params``, and ``vocab_size``: its length) emits n-gram ids
+    or token ids that a model (its config as a dict) does not expect. Table models read ``input_ids`` only;
+    ``random_hash`` needs whole-token features."""
+    size, model_size = tokenizer_fields.get("vocab_size"), model_fields.get("vocab_size")
+    if size is not None and model_size is not None and size > model_size:  # token ids past the model's range
+        raise ValueError(f"the tokenizer has {size} tokens but the model's vocab_size is {model_size}: load the "
+                         f"tokenizer saved with this model, or build the model with vocab_size={size} (len(tokenizer))")
     embedding_type = model_fields.get("embedding_type", "dynamic")
     want = {field: model_fields.get(field) for field in NGRAM_FIELDS}
     want["feature_type"] = "whole_token" if embedding_type == "random_hash" else "ngram"

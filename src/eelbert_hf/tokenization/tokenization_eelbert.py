@@ -1,33 +1,39 @@
-"""EELBertTokenizer: BERT's fast WordPiece tokenizer that also returns each token's n-gram ids.
+"""EELBertTokenizer: any fast tokenizer (WordPiece, BPE, byte-level BPE, Unigram) that also returns n-gram ids.
 
 Every output carries `ngram_ids` (batch, seq_len, max_ngrams_per_token): per position, `ngram_hashing.token_ngram_ids`
-of its token string, from a table filled lazily (each token hashed on first sight). Loaded from a folder that also
-holds a model's config.json (a Hub folder), the tokenizer checks that it emits the n-gram ids that model expects.
+of its token string, from a table filled lazily (each token hashed on first sight). The base tokenizer is kept whole
+in `tokenizer.json`; `token_format` says how its tokens mark word starts and pieces, read from that file. Loaded from a
+folder that also holds a model's config.json (a Hub folder), the tokenizer checks that it emits the n-gram ids and
+the token ids that model expects.
 """
 
 import gc
 import importlib.util
 import json
+import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers.models.bert.tokenization_bert import BertTokenizer
+from transformers import AutoTokenizer, BertTokenizer, TokenizersBackend
 from transformers.utils import cached_file
 
-from .ngram_hashing import NGRAM_DEFAULTS, check_compatible, check_ngram_params, token_ngram_ids
+from .ngram_hashing import METASPACE, NGRAM_DEFAULTS, check_compatible, check_ngram_params, token_ngram_ids
 
 SURROGATE = re.compile("[\ud800-\udfff]")  # not valid Unicode text: the Rust tokenizer refuses them
+MAX_LENGTH = 512  # BERT's position limit, so truncation=True is safe with any base
+HUB_ARGUMENTS = ("cache_dir", "revision", "token", "local_files_only", "subfolder")
 
 
 def _clean_text(text, name, depth=0):
     """Check that `text` is a str or lists/tuples of str as `__call__` allows (batch, pairs, pre-split words), and
-    replace each lone surrogate with U+FFFD, one code point for one (offsets still match); BERT's normalizer drops it."""
+    replace each lone surrogate with U+FFFD, one code point for one (offsets still match)."""
     if isinstance(text, str):
         return SURROGATE.sub("\ufffd", text) if SURROGATE.search(text) else text
     if isinstance(text, (list, tuple)) and depth < 3:
@@ -37,27 +43,105 @@ def _clean_text(text, name, depth=0):
                     "of pre-split words (with is_split_into_words=True): convert or drop that item")
 
 
-class EELBertTokenizer(BertTokenizer):
+def token_format_of(backend) -> str:
+    """The spec's `token_format` for a `tokenizers.Tokenizer`, from its serialisation: a ByteLevel pre-tokenizer or
+    decoder -> "byte_level"; "▁" in the normalizer, pre-tokenizer or decoder -> "metaspace"; the "##" continuation
+    prefix -> "wordpiece"; anything else (no word-start marker to read) -> "plain"."""
+    spec = json.loads(backend.to_str())
+    parts = {key: json.dumps(spec.get(key), ensure_ascii=False) for key in ("normalizer", "pre_tokenizer", "decoder")}
+    if '"type": "ByteLevel"' in parts["pre_tokenizer"] + parts["decoder"]:
+        return "byte_level"
+    if METASPACE in "".join(parts.values()):
+        return "metaspace"
+    return "wordpiece" if spec["model"].get("continuing_subword_prefix") == "##" else "plain"
+
+
+def _read_json(name, filename, hub) -> dict:
+    """`filename` of a folder or Hub repo as a dict ({} if it has none)."""
+    path = cached_file(name, filename, _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False, **hub)
+    return json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+
+
+def _load_base(name: str, hub: dict):
+    """The tokenizer in a folder or Hub repo, by its own class; tokenizer.json read whole where that class is ours
+    or unknown, a lone vocab.txt read as BERT's WordPiece vocabulary."""
+    def has(filename):
+        return cached_file(name, filename, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False, **hub) is not None
+
+    own_class = _read_json(name, "tokenizer_config.json", hub).get("tokenizer_class") not in (None, "EELBertTokenizer")
+    if has("tokenizer.json"):
+        return (AutoTokenizer if own_class else TokenizersBackend).from_pretrained(name, **hub)
+    if has("vocab.txt") and not own_class:
+        return BertTokenizer.from_pretrained(name, **hub)
+    if own_class or not _read_json(name, "config.json", hub):  # e.g. a SentencePiece model that AutoTokenizer converts
+        return AutoTokenizer.from_pretrained(name, **hub)
+    raise ValueError(f"{name} holds no tokenizer (no tokenizer.json or vocab.txt): pass the folder or Hub name of "
+                     "the tokenizer it was trained with, or use EELBertTokenizer.from_bundled_vocab()")
+
+
+class EELBertTokenizer(TokenizersBackend):
+    vocab_files_names = {"tokenizer_file": "tokenizer.json"}  # the base tokenizer, whole
     model_input_names = ["input_ids", "token_type_ids", "attention_mask", "ngram_ids"]
     # Saved into tokenizer_config.json, so a folder loads with AutoTokenizer and trust_remote_code=True.
     _auto_map = {"AutoTokenizer": ["tokenization_eelbert.EELBertTokenizer", None]}
 
     def __init__(self, *args, **kwargs):
-        """BertTokenizer's arguments, plus the n-gram fields (``ngram_hashing.NGRAM_DEFAULTS``) and ``feature_type``
-        (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model)."""
+        """TokenizersBackend's arguments (a `tokenizer_file` or `tokenizer_object` is required), plus the n-gram fields
+        (``ngram_hashing.NGRAM_DEFAULTS``; ``token_format`` defaults to the base's own) and ``feature_type``
+        (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model). Use ``from_base`` to wrap a tokenizer."""
         fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
+        fields["token_format"] = kwargs.pop("token_format", None)
+        file = kwargs.get("tokenizer_file")
+        if kwargs.get("tokenizer_object") is None and not (file and os.path.isfile(file)):
+            raise ValueError("EELBertTokenizer got no base tokenizer (no tokenizer.json): build one with "
+                             "EELBertTokenizer.from_base(<fast tokenizer, folder or Hub name>), load a saved folder "
+                             "with from_pretrained, or use EELBertTokenizer.from_bundled_vocab()")
+        kwargs.setdefault("model_max_length", MAX_LENGTH)
+        super().__init__(*args, **kwargs)
+        found = token_format_of(self.backend_tokenizer)
+        if fields["token_format"] not in (None, found):  # the ids follow the markers the vocabulary really uses
+            raise ValueError(f"token_format {fields['token_format']!r} does not fit this vocabulary, whose tokens are "
+                             f"in the {found!r} format: use token_format={found!r} (or leave it out)")
+        fields["token_format"] = found
         check_ngram_params(**fields)
-        if fields["token_format"] != "wordpiece":  # the symbols of step 2 follow the vocabulary's own markers
-            raise ValueError(f"token_format {fields['token_format']!r} does not fit this WordPiece vocabulary: "
-                             "use token_format='wordpiece'")
-        self.__dict__.update(fields)
-        self.__dict__.update(self._empty_table(), _ngram_lock=threading.Lock())
-        kwargs.setdefault("model_max_length", 512)  # BERT's position limit, so truncation=True is safe
-        super().__init__(*args, **fields, **kwargs)  # saved into tokenizer_config.json
+        self.__dict__.update(fields, _ngram_lock=threading.Lock())
+        self.__dict__.update(self._empty_table())
+        self.init_kwargs.update(fields)  # saved into tokenizer_config.json
         if self.backend_tokenizer.get_vocab_size(with_added_tokens=False) <= len(self.all_special_tokens):
-            raise ValueError("the tokenizer has no WordPiece vocabulary (every word would be [UNK]): load it from a folder "
-                             "with vocab.txt or tokenizer.json, pass vocab=<path to vocab.txt>, or use "
-                             "EELBertTokenizer.from_bundled_vocab()")
+            raise ValueError("the base tokenizer has no vocabulary beyond its special tokens (every word would be "
+                             "unknown): load it from a folder with tokenizer.json, or use from_bundled_vocab()")
+        if self.pad_token is None:  # batches, collators and the model's padding all need one
+            raise ValueError("the base tokenizer has no pad token: add one first, e.g. "
+                             "base.add_special_tokens({'pad_token': '<pad>'}) (the model's vocab_size counts it)")
+
+    @classmethod
+    def from_base(cls, base, **kwargs) -> "EELBertTokenizer":
+        """Wrap `base`: a transformers fast tokenizer, a `tokenizers.Tokenizer`, or a folder or Hub name holding one
+        (its Hub arguments, e.g. `revision`, pass through). Other keyword arguments are the n-gram fields, or
+        tokenizer arguments such as `pad_token` for a base that lacks one."""
+        ngram = {k: kwargs.pop(k) for k in (*NGRAM_DEFAULTS, "feature_type") if k in kwargs}
+        if isinstance(base, (str, os.PathLike)):
+            hub = {k: kwargs.pop(k) for k in HUB_ARGUMENTS if k in kwargs}
+            base = _load_base(str(base), hub)
+        elif type(base).__module__.startswith("tokenizers"):  # a bare tokenizers.Tokenizer
+            base = TokenizersBackend(tokenizer_object=base)
+        if not isinstance(base, TokenizersBackend):
+            raise ValueError(f"the base is a {type(base).__name__}, not a fast tokenizer (one backed by the tokenizers "
+                             "library, saved as tokenizer.json): load it with AutoTokenizer.from_pretrained(..., "
+                             "use_fast=True) or convert it first")
+        with tempfile.TemporaryDirectory() as folder:  # exactly what a saved EELBERT folder will reload
+            TokenizersBackend.save_pretrained(base, folder)
+            kwargs.setdefault("model_max_length", min(base.model_max_length, MAX_LENGTH))
+            tokenizer = super().from_pretrained(folder, **ngram, **kwargs)
+        tokenizer.name_or_path = base.name_or_path
+        return tokenizer
+
+    @classmethod
+    def convert_to_native_format(cls, trust_remote_code=False, **kwargs):
+        # tokenizer.json is the whole base tokenizer, of any family: load it as saved, never rebuilt from a vocabulary
+        return kwargs
 
     def _empty_table(self) -> dict:
         """The lazily filled table, empty: token id -> its row (-1 until first seen), the rows, the rows in use."""
@@ -70,17 +154,19 @@ class EELBertTokenizer(BertTokenizer):
         spec = importlib.util.find_spec("eelbert_hf")
         if spec is None or spec.origin is None:
             raise ValueError("from_bundled_vocab needs the eelbert_hf package: use from_pretrained(<folder>) instead")
-        return cls.from_pretrained(Path(spec.origin).parent / "data", **kwargs)
+        return cls.from_base(BertTokenizer.from_pretrained(Path(spec.origin).parent / "data"), **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        tokenizer = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        hub = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs}
-        path = cached_file(pretrained_model_name_or_path, "config.json", _raise_exceptions_for_missing_entries=False,
-                           _raise_exceptions_for_connection_errors=False, **hub)  # a model's, beside the tokenizer
-        config = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
+        """A saved EELBERT tokenizer; any other tokenizer folder or Hub name is wrapped with `from_base`."""
+        name, hub = pretrained_model_name_or_path, {k: kwargs[k] for k in HUB_ARGUMENTS if k in kwargs}
+        saved = _read_json(name, "tokenizer_config.json", hub)
+        if "hash_scheme" not in saved:  # not written by this class: a base tokenizer
+            return cls.from_base(name, **kwargs)
+        tokenizer = super().from_pretrained(name, *args, **kwargs)
+        config = _read_json(name, "config.json", hub)  # a model's, beside the tokenizer
         if config.get("model_type") == "eelbert":
-            check_compatible(config, tokenizer.ngram_params)
+            check_compatible(config, {**tokenizer.ngram_params, "vocab_size": len(tokenizer)})
         return tokenizer
 
     def save_pretrained(self, save_directory, *args, push_to_hub=False, **kwargs):
