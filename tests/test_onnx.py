@@ -58,7 +58,8 @@ def test_graph_computes_the_embedding_from_ngram_ids(classifier_onnx, tokenizer)
     assert [i.name for i in graph.input] == list(onnx_export.ONNX_INPUTS)
     assert [o.name for o in graph.output] == ["logits"]
     ops = {node.op_type for node in graph.node}
-    assert "Mod" in ops  # (a_j * id + b_j) mod P and mod 2**17, in int64 inside the graph
+    # (a_j * id + b_j) mod P inside the graph, as the Mersenne reduction (no Mod left: the gates' mod 2**k is a mask)
+    assert {"BitShift", "Min", "BitwiseAnd"} <= ops and "Mod" not in ops
     # no vocabulary-sized table: the largest float initialiser is the position table (512 x d)
     sizes = [int(np.prod(i.dims)) for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
     assert max(sizes) <= model.config.max_position_embeddings * model.config.hidden_size
@@ -151,3 +152,99 @@ def test_onnx_export_of_an_mlm_checkpoint_as_an_encoder_stays_small(tmp_path):
     EELBertTokenizer.from_bundled_vocab().save_pretrained(checkpoint)
     main(["export", str(checkpoint), str(out), "--head", "feature-extraction", "--onnx"])
     assert os.path.getsize(out / "onnx" / "model.onnx") <= 1.3e6  # no 30,522-row output layer in the graph
+
+
+def test_mersenne_reduction_is_mod_p_over_the_whole_input_range():
+    # the rewrite of Mod(x, 2**31 - 1) is exact for x < 2**62 - 2**32: every (a_j * id + b_j) with a_j, b_j < P and
+    # ids <= MAX_NGRAM_ID, extremes included; Mod(x, 2**k) -> x & (2**k - 1) is floor-mod for every int64
+    from onnx import TensorProto, helper, numpy_helper
+
+    from eelbert_hf.modeling.ngram_hashing import HASH_PRIME, MAX_NGRAM_ID
+
+    graph = helper.make_graph(
+        [helper.make_node("Mod", ["x", "p"], ["by_p"]), helper.make_node("Mod", ["x", "k"], ["by_k"])], "mods",
+        [helper.make_tensor_value_info("x", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info(name, TensorProto.INT64, ["n"]) for name in ("by_p", "by_k")],
+        [numpy_helper.from_array(np.array(HASH_PRIME, np.int64), "p"), numpy_helper.from_array(np.array(4096, np.int64), "k")])
+    onnx_export._cheaper_mods(graph)
+    assert "Mod" not in {node.op_type for node in graph.node} and len(graph.initializer) == 3  # p, k dropped
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 20)])
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    ids = [0, 1, 2, HASH_PRIME - 2, MAX_NGRAM_ID, 2**30, *rng.integers(0, MAX_NGRAM_ID + 1, 2000).tolist()]
+    a_s = [1, 2, HASH_PRIME - 1, 2**30, *rng.integers(1, HASH_PRIME, 50).tolist()]
+    b_s = [0, 1, HASH_PRIME - 1, *rng.integers(0, HASH_PRIME, 50).tolist()]
+    xs = sorted({a * i + b for a in a_s for i in ids[:20] for b in b_s} | {a_s[j % 54] * i + b_s[j % 53]
+                                                                          for j, i in enumerate(ids)})
+    assert max(xs) == (HASH_PRIME - 1) * MAX_NGRAM_ID + HASH_PRIME - 1  # the largest input the hash can make
+    by_p, by_k = session.run(None, {"x": np.array(xs, dtype=np.int64)})
+    assert by_p.tolist() == [x % HASH_PRIME for x in xs]
+    assert by_k.tolist() == [x % 4096 for x in xs]
+    negative = np.array([-1, -4096, -4097, -(2**63)], dtype=np.int64)
+    assert session.run(None, {"x": negative})[1].tolist() == [x % 4096 for x in negative.tolist()]
+
+
+@pytest.fixture(scope="module")
+def golden_model_split(tmp_path_factory, tokenizer):
+    """A classifier with the golden file's embedding constants (d = 8, seed 0), exported as one graph and as two."""
+    torch.manual_seed(0)
+    model = EELBertForSequenceClassification(small_config(hidden_size=8, num_attention_heads=2, ngram_seed=0)).eval()
+    folder = tmp_path_factory.mktemp("split")
+    single = onnx_export.export_onnx(model, tokenizer, str(folder / "model.onnx"))
+    return model, single, *onnx_export.export_split(model, tokenizer, str(folder))
+
+
+def test_token_embeddings_graph_has_the_golden_bits(golden_model_split):
+    from test_hash_spec import GOLDEN, golden_bits
+
+    _, _, tokens_path, _ = golden_model_split
+    session = onnx_export.onnx_session(tokens_path)
+    assert [i.name for i in session.get_inputs()] == ["ngram_ids"]
+    cases = GOLDEN["embeddings"]
+    width = GOLDEN["params"]["max_ngrams_per_token"]
+    rows = np.array([case["ngram_ids"] + [0] * (width - len(case["ngram_ids"])) for case in cases], dtype=np.int64)
+    got = session.run(None, {"ngram_ids": rows})[0]
+    assert got.shape == (len(cases), 8)
+    for case, values in zip(cases, got):
+        assert np.array_equal(values.view(np.uint32), golden_bits(case)), case["token"]
+
+
+def test_two_graphs_compute_what_the_single_graph_computes(golden_model_split, tokenizer, tmp_path):
+    # float32 and int8: the same logits bit for bit, since the token embeddings are (tested above) and the rest is the
+    # same graph; int8 quantises the same weights and sees the same activations
+    model, single, tokens_path, split_path = golden_model_split
+    encoded = tokenizer(SENTENCES + ["a much longer sentence than any of the examples the graph was traced on"],
+                        padding=True, return_tensors="np")
+    tokens = onnx_export.onnx_session(tokens_path)
+    assert np.array_equal(onnx_export.run_onnx(onnx_export.onnx_session(single), encoded),
+                          onnx_export.run_split(tokens, onnx_export.onnx_session(split_path), encoded))
+    single_int8 = onnx_export.quantize_onnx(single, str(tmp_path / "single_int8.onnx"))
+    split_int8 = onnx_export.quantize_onnx(split_path, str(tmp_path / "split_int8.onnx"))
+    assert np.array_equal(onnx_export.run_onnx(onnx_export.onnx_session(single_int8), encoded),
+                          onnx_export.run_split(tokens, onnx_export.onnx_session(split_int8), encoded))
+    with torch.no_grad():
+        expected = model(**tokenizer(SENTENCES, padding=True, return_tensors="pt")).logits.numpy()
+    assert onnx_export.split_parity(model, tokenizer, tokens_path, split_path, SENTENCES) <= 1e-5
+    assert np.abs(expected).max() > 1e-3  # logits that are not all zero: the comparison above says something
+
+
+def test_token_embeddings_graph_matches_torch_from_every_weight_dtype(tmp_path, tokenizer):
+    # learned gates, weights saved in float32 / float16 / bfloat16: export computes the embedding in float32 (the gates
+    # upcast), so the graph's bits are those of reference() on the upcast model, for ids anywhere in the spec's range
+    from eelbert_hf.modeling.ngram_hashing import MAX_NGRAM_ID
+
+    rows = np.random.default_rng(1).integers(0, MAX_NGRAM_ID + 1, (40, small_config().max_ngrams_per_token))
+    rows[:, 30:] = 0  # empty slots, as the tokenizer pads
+    rows[0, :3], rows[1, :] = [1, MAX_NGRAM_ID, MAX_NGRAM_ID - 1], 0  # the extreme ids; a token with no n-gram
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        model = gated_model(EELBertForSequenceClassification).to(dtype)
+        tokens_path, _ = onnx_export.export_split(model, tokenizer, str(tmp_path / str(dtype)))
+        ngram_embeddings = model.base_model.embeddings.ngram_embeddings
+        assert ngram_embeddings.bucket_weights.dtype == torch.float32  # export upcast it
+        with torch.no_grad():
+            expected = ngram_embeddings.reference(torch.from_numpy(rows)).numpy()
+        got = onnx_export.onnx_session(tokens_path).run(None, {"ngram_ids": rows})[0]
+        assert np.array_equal(got.view(np.int32), expected.view(np.int32)), dtype
+        assert np.abs(expected[1]).max() == 0 and np.abs(expected).max() > 0.01
