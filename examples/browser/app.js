@@ -2,7 +2,7 @@
 // onnxruntime-web, then classify what the user types. window.eelbert exposes the pieces to scripts and tests.
 import * as ort from "onnxruntime-web";
 
-import { EELBertClassifier, MODEL_FILES, fetchReader } from "/js/src/eelbert.js";
+import { EELBertClassifier, fetchReader } from "/js/src/eelbert.js";
 
 ort.env.wasm.wasmPaths = new URL("/js/node_modules/onnxruntime-web/dist/", location.href).href;
 ort.env.wasm.numThreads = 1; // threads need cross-origin isolation (SharedArrayBuffer); one is plenty for UNO
@@ -39,7 +39,7 @@ async function main() {
     const classifier = await load();
     const loadMs = performance.now(); // since navigation start: page, runtime, tokenizer and model
     window.eelbert = { ort, load, classifier, loadMs };
-    $("model").textContent = `${modelParam}${MODEL_FILES[dtype]}`;
+    $("model").textContent = classifier.files.map((file) => `${modelParam}${file}`).join(" + ");
     $("runtime").textContent = `onnxruntime-web ${ort.env.versions.web} (WebAssembly, ${ort.env.wasm.numThreads} thread)`;
     $("model-size").textContent = `${(classifier.modelBytes / 1e6).toFixed(3)} MB (${dtype})`;
     $("load-time").textContent = `${loadMs.toFixed(0)} ms`;

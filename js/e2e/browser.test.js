@@ -10,7 +10,7 @@ import * as ortNode from "onnxruntime-node";
 import { chromium } from "playwright-core";
 
 import { startServer } from "../../examples/browser/serve.js";
-import { EELBertClassifier, MODEL_FILES } from "../src/eelbert.js";
+import { EELBertClassifier, FROM_EMBEDDINGS_FILES, TOKEN_EMBEDDINGS_FILE } from "../src/eelbert.js";
 import { REPO, RT_VALIDATION, exportedFolder, folderReader, pythonReference, readJsonFile, tempDir } from "../test/helpers.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -18,8 +18,8 @@ const SCREENSHOT = process.env.EELBERT_SCREENSHOT ?? join(REPO, "docs", "browser
 const REVIEW = "A gripping, funny and beautifully acted film: the best thing I have seen all year.";
 const FP32_TOLERANCE = 1e-4;
 
-// what the page shows as the model size: the .onnx file's bytes
-const shownSize = (dtype) => `${(statSync(join(folder, MODEL_FILES[dtype])).size / 1e6).toFixed(3)} MB (${dtype})`;
+// what the page shows as the model size: the bytes of the two .onnx files it loads
+const shownSize = (dtype) => `${([TOKEN_EMBEDDINGS_FILE, FROM_EMBEDDINGS_FILES[dtype]].reduce((total, file) => total + statSync(join(folder, file)).size, 0) / 1e6).toFixed(3)} MB (${dtype})`;
 
 let folder, reference, server, url, browser, page;
 const pageErrors = [];

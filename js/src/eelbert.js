@@ -1,12 +1,16 @@
 // EELBERT in JavaScript: WordPiece (tokenizers.js reading the saved tokenizer.json), n-gram ids (ngram-hash.js),
 // and an onnxruntime session (onnxruntime-web in the browser, onnxruntime-node in node) -> label and score.
 // The folder is what `eelbert export ... --onnx` writes: config.json, tokenizer.json, tokenizer_config.json and
-// onnx/model.onnx (float32) or onnx/model_quantized.onnx (int8).
+// the model as two graphs, onnx/token_embeddings.onnx (n-gram ids -> token embeddings, run only for tokens not seen
+// yet) and onnx/model_from_embeddings[_quantized].onnx (float32 / int8), or as one, onnx/model[_quantized].onnx.
 import { Tokenizer } from "@huggingface/tokenizers";
 
 import { HASH_SCHEME, ngramParams, tokenNgramIds } from "./ngram-hash.js";
 
-export const MODEL_FILES = { fp32: "onnx/model.onnx", int8: "onnx/model_quantized.onnx" };
+export const MODEL_FILES = { fp32: "onnx/model.onnx", int8: "onnx/model_quantized.onnx" }; // the single graph
+export const TOKEN_EMBEDDINGS_FILE = "onnx/token_embeddings.onnx";
+export const FROM_EMBEDDINGS_FILES = { fp32: "onnx/model_from_embeddings.onnx", int8: "onnx/model_from_embeddings_quantized.onnx" };
+export const CACHE_BYTES = 16 * 2 ** 20; // as Python's: the whole 30,522-token vocabulary at d=128 fits
 export const NO_KNOWN_WORDS = "no prediction: the text has no word the vocabulary knows (empty, or only unknown characters)";
 const LONE_SURROGATE = /[\ud800-\udfff]/gu; // with the u flag this matches only unpaired surrogates
 
@@ -67,6 +71,8 @@ export class EELBertTokenizer {
     this.padId = this.wordpiece.token_to_id(tokenizerConfig.pad_token ?? "[PAD]");
     if (this.padId === undefined) throw new Error(`the vocabulary has no pad token ${tokenizerConfig.pad_token ?? "[PAD]"}`);
     this.rows = new Map(); // token id -> its n-gram ids, each token hashed once
+    const ids = [...Object.values(tokenizerJson.model.vocab), ...tokenizerJson.added_tokens.map((t) => t.id)];
+    this.vocabSize = ids.reduce((a, b) => Math.max(a, b), -1) + 1; // token ids lie in [0, vocabSize)
   }
 
   static async load(read, config = null) {
@@ -116,58 +122,149 @@ function softmax(logits) {
   return exps.map((x) => x / total);
 }
 
-/** A text classifier over an exported folder. `ort` is the onnxruntime module (onnxruntime-web or -node). */
-export class EELBertClassifier {
-  constructor(ort, session, tokenizer, config, modelBytes) {
-    Object.assign(this, { ort, session, tokenizer, config, modelBytes });
-    this.labels = Object.entries(config.id2label ?? {}).sort((a, b) => a[0] - b[0]).map(([, label]) => label);
+/** Token id -> its embedding, stored on first sight while `cacheBytes` lasts (first come, first kept): the slot
+ * index (4 bytes a vocabulary entry) and the rows (4 bytes a dimension) stay within it. */
+export class TokenEmbeddingCache {
+  constructor(vocabSize, hidden, cacheBytes = CACHE_BYTES) {
+    if (!Number.isInteger(cacheBytes) || cacheBytes <= 0) throw new RangeError(`cacheBytes must be an integer > 0, got ${cacheBytes}`);
+    this.hidden = hidden;
+    this.budget = Math.max(Math.floor((cacheBytes - 4 * vocabSize) / (4 * hidden)), 1); // rows, row 0 never written
+    this.slot = new Int32Array(vocabSize); // token id -> its row; 0 = not stored
+    this.rows = new Float32Array(Math.min(this.budget, 1024) * hidden); // grown by doubling up to the budget
+    this.used = 1;
   }
 
-  /** `read`: name -> ArrayBuffer (see fetchReader); `dtype`: "fp32" or "int8". */
-  static async load(read, { ort, dtype = "int8", sessionOptions = {} } = {}) {
+  get info() {
+    return { tokens: this.used - 1, bytes: this.slot.byteLength + 4 * this.hidden * this.used,
+      maxBytes: this.slot.byteLength + 4 * this.hidden * this.budget };
+  }
+
+  /** Token ids not stored yet, each once. */
+  missing(ids) {
+    const out = new Set();
+    for (const id of ids) if (this.slot[id] === 0) out.add(id);
+    return [...out];
+  }
+
+  /** Store `embeddings` (Float32Array, one row of `hidden` per id) of `ids` while the budget lasts. */
+  store(ids, embeddings) {
+    const keep = Math.min(ids.length, this.budget - this.used);
+    if (keep <= 0) return;
+    if ((this.used + keep) * this.hidden > this.rows.length) {
+      const grown = new Float32Array(Math.min(this.budget, Math.max(2 * this.rows.length / this.hidden, this.used + keep)) * this.hidden);
+      grown.set(this.rows.subarray(0, this.used * this.hidden));
+      this.rows = grown;
+    }
+    this.rows.set(embeddings.subarray(0, keep * this.hidden), this.used * this.hidden);
+    for (let i = 0; i < keep; i++) this.slot[ids[i]] = this.used + i;
+    this.used += keep;
+  }
+
+  /** ids (flat) -> their embeddings (Float32Array, ids.length x hidden); `computed` holds the rows of `extra`, ids
+   * computed for this call that the budget left unstored. */
+  gather(ids, extra = [], computed = null) {
+    const d = this.hidden;
+    const out = new Float32Array(ids.length * d);
+    const unstored = new Map(extra.map((id, i) => [id, i]));
+    ids.forEach((id, i) => {
+      const row = this.slot[id];
+      if (row !== 0) out.set(this.rows.subarray(row * d, (row + 1) * d), i * d);
+      else out.set(computed.subarray(unstored.get(id) * d, (unstored.get(id) + 1) * d), i * d);
+    });
+    return out;
+  }
+}
+
+/** A text classifier over an exported folder. `ort` is the onnxruntime module (onnxruntime-web or -node). */
+export class EELBertClassifier {
+  constructor(ort, session, tokenizer, config, modelBytes, { tokenSession = null, cacheBytes = 0, files = [] } = {}) {
+    Object.assign(this, { ort, session, tokenizer, config, modelBytes, tokenSession, files });
+    this.labels = Object.entries(config.id2label ?? {}).sort((a, b) => a[0] - b[0]).map(([, label]) => label);
+    this.cache = tokenSession ? new TokenEmbeddingCache(tokenizer.vocabSize, config.hidden_size, cacheBytes) : null;
+    this.queue = Promise.resolve(); // runs take turns: the cache is filled once, and onnxruntime-web runs one at a time
+  }
+
+  /** `read`: name -> ArrayBuffer (see fetchReader); `dtype`: "fp32" or "int8"; `cacheBytes`: the bound on stored
+   * token embeddings (default 16 MiB), 0 for the single graph on every call. */
+  static async load(read, { ort, dtype = "int8", sessionOptions = {}, cacheBytes = CACHE_BYTES } = {}) {
     if (!ort?.InferenceSession) throw new TypeError("pass the onnxruntime module as { ort }");
     if (!(dtype in MODEL_FILES)) throw new RangeError(`dtype must be one of ${Object.keys(MODEL_FILES).join(", ")}, got ${dtype}`);
+    if (!Number.isInteger(cacheBytes) || cacheBytes < 0) throw new RangeError(`cacheBytes must be an integer >= 0, got ${cacheBytes}`);
     const config = await readJson(read, "config.json");
     if (!(config.architectures ?? []).includes("EELBertForSequenceClassification")) {
       throw new Error(`config.json holds ${config.architectures}, not an EELBertForSequenceClassification`);
     }
-    const [tokenizer, model] = await Promise.all([EELBertTokenizer.load(read, config), read(MODEL_FILES[dtype])]);
-    const session = await ort.InferenceSession.create(new Uint8Array(model), sessionOptions);
-    return new EELBertClassifier(ort, session, tokenizer, config, model.byteLength);
+    const files = cacheBytes > 0 ? [TOKEN_EMBEDDINGS_FILE, FROM_EMBEDDINGS_FILES[dtype]] : [MODEL_FILES[dtype]];
+    const readModel = (name) => read(name).catch((error) => {
+      throw new Error(`${error.message} (${name}: write it with eelbert export ... --onnx${dtype === "int8" ? " --quantize" : ""}` +
+        `${cacheBytes > 0 ? "; an older export has only the single graph: load it with { cacheBytes: 0 }" : ""})`);
+    });
+    const [tokenizer, ...models] = await Promise.all([EELBertTokenizer.load(read, config), ...files.map(readModel)]);
+    const sessions = await Promise.all(models.map((model) => ort.InferenceSession.create(new Uint8Array(model), sessionOptions)));
+    const bytes = models.reduce((total, model) => total + model.byteLength, 0);
+    if (cacheBytes === 0) return new EELBertClassifier(ort, sessions[0], tokenizer, config, bytes, { files });
+    return new EELBertClassifier(ort, sessions[1], tokenizer, config, bytes, { tokenSession: sessions[0], cacheBytes, files });
   }
 
-  /** The four graph inputs (all int64) for encoded texts, right-padded to the longest with [PAD], whose n-gram
-   * row is its own (as Python's tokenizer.pad recomputes it) and whose attention mask is 0. */
-  feeds(encoded) {
+  /** The graph inputs for encoded texts, right-padded to the longest with [PAD], whose n-gram row is its own (as
+   * Python's tokenizer.pad recomputes it) and whose attention mask is 0: the single graph's four (all int64), or,
+   * with the cache, token_embeddings (float32) and the masks. */
+  async feeds(encoded) {
     const seq = Math.max(...encoded.map((e) => e.inputIds.length));
-    const width = this.tokenizer.options.maxNgramsPerToken;
     const pad = this.tokenizer.padId;
-    const padRow = this.tokenizer.encodeIds([pad])[0];
-    const [inputIds, ngramIds, mask] = [[], [], []];
+    const [inputIds, mask] = [[], []];
     for (const e of encoded) {
       const extra = seq - e.inputIds.length;
       inputIds.push(...e.inputIds, ...new Array(extra).fill(pad));
-      for (const row of e.ngramIds) ngramIds.push(...row);
-      for (let i = 0; i < extra; i++) ngramIds.push(...padRow);
       mask.push(...new Array(e.inputIds.length).fill(1), ...new Array(extra).fill(0));
     }
     const int64 = (values, dims) => new this.ort.Tensor("int64", BigInt64Array.from(values, BigInt), dims);
-    return {
-      input_ids: int64(inputIds, [encoded.length, seq]),
-      ngram_ids: int64(ngramIds, [encoded.length, seq, width]),
+    const masks = {
       attention_mask: int64(mask, [encoded.length, seq]),
       token_type_ids: int64(new Array(encoded.length * seq).fill(0), [encoded.length, seq]),
     };
+    if (this.cache) {
+      const embeddings = await this.tokenEmbeddings(inputIds);
+      return { token_embeddings: new this.ort.Tensor("float32", embeddings, [encoded.length, seq, this.cache.hidden]), ...masks };
+    }
+    const width = this.tokenizer.options.maxNgramsPerToken;
+    return { input_ids: int64(inputIds, [encoded.length, seq]),
+      ngram_ids: int64(this.tokenizer.encodeIds(inputIds).flat(), [encoded.length, seq, width]), ...masks };
+  }
+
+  /** Token ids (flat) -> their embeddings (Float32Array): the token-embedding graph runs only for ids not stored. */
+  async tokenEmbeddings(ids) {
+    const missing = this.cache.missing(ids);
+    if (missing.length === 0) return this.cache.gather(ids);
+    const width = this.tokenizer.options.maxNgramsPerToken;
+    const rows = this.tokenizer.encodeIds(missing).flat();
+    const output = await this.tokenSession.run({ ngram_ids: new this.ort.Tensor("int64", BigInt64Array.from(rows, BigInt), [missing.length, width]) });
+    const computed = output.token_embeddings.data;
+    const stored = this.cache.used;
+    this.cache.store(missing, computed);
+    const unstored = missing.slice(this.cache.used - stored);
+    return this.cache.gather(ids, unstored, computed.subarray((this.cache.used - stored) * this.cache.hidden));
+  }
+
+  /** One run at a time, in call order, whatever the previous run's outcome. */
+  serial(fn) {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  async run(encoded) {
+    return this.serial(async () => (await this.session.run(await this.feeds(encoded))).logits);
   }
 
   /** Raw logits of one text, or of a list of texts run as one padded batch (each cut to `maxLength` tokens). */
   async logits(texts, { maxLength = 128 } = {}) {
     const batch = Array.isArray(texts) ? texts : [texts];
     if (batch.length === 0) throw new RangeError("got an empty batch: pass a string or a non-empty list of strings");
-    const outputs = await this.session.run(this.feeds(batch.map((text) => this.tokenizer.encode(text, { maxLength }))));
+    const logits = await this.run(batch.map((text) => this.tokenizer.encode(text, { maxLength })));
     const rows = [];
-    const width = outputs.logits.dims.at(-1);
-    for (let i = 0; i < batch.length; i++) rows.push(Array.from(outputs.logits.data.subarray(i * width, (i + 1) * width)));
+    const width = logits.dims.at(-1);
+    for (let i = 0; i < batch.length; i++) rows.push(Array.from(logits.data.subarray(i * width, (i + 1) * width)));
     return Array.isArray(texts) ? rows : rows[0];
   }
 
@@ -176,8 +273,7 @@ export class EELBertClassifier {
   async classify(text, { maxLength = 128 } = {}) {
     const encoded = this.tokenizer.encode(text, { maxLength });
     if (!encoded.known) return { label: null, score: null, warning: NO_KNOWN_WORDS };
-    const outputs = await this.session.run(this.feeds([encoded]));
-    const logits = Array.from(outputs.logits.data);
+    const logits = Array.from((await this.run([encoded])).data);
     const probs = softmax(logits);
     const best = probs.indexOf(Math.max(...probs));
     return { label: this.labels[best] ?? `LABEL_${best}`, score: probs[best], logits };

@@ -41,7 +41,8 @@ export function exportedFolder() {
   if (!given) {
     execFileSync(python(), ["-m", "eelbert_hf", "export", "bundled", folder, "--onnx", "--quantize"], { stdio: ["ignore", 2, 2] });
   }
-  for (const name of ["config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model_quantized.onnx"]) {
+  for (const name of ["config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx", "onnx/model_quantized.onnx",
+    "onnx/token_embeddings.onnx", "onnx/model_from_embeddings.onnx", "onnx/model_from_embeddings_quantized.onnx"]) {
     if (!existsSync(join(folder, name))) throw new Error(`${folder} has no ${name}: write it with eelbert export ... --onnx --quantize`);
   }
   return folder;
