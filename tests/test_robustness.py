@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 
-from conftest import SENTENCES, small_config
+from conftest import BASE_FORMATS, SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
 from eelbert_hf.packaging.hub import save_hub_folder
 from eelbert_hf.loading import BUNDLED_CLASSIFIER, check_compatible
@@ -56,7 +56,8 @@ def spec_rows(tokenizer, input_ids):
     special = set(tokenizer.all_special_tokens)
     rows = []
     for token in tokenizer.convert_ids_to_tokens([int(i) for i in input_ids]):
-        ids = token_ngram_ids(token, max_ngrams_per_token=WIDTH, atom=token in special)
+        ids = token_ngram_ids(token, max_ngrams_per_token=WIDTH, token_format=tokenizer.token_format,
+                              atom=token in special)
         rows.append(ids + [0] * (WIDTH - len(ids)))
     return rows
 
@@ -64,6 +65,9 @@ def spec_rows(tokenizer, input_ids):
 def check_features(tokenizer, enc):
     """Right shapes, every n-gram id in range, every row equal to the per-string spec."""
     ids, ngrams = np.asarray(enc["input_ids"]), np.asarray(enc["ngram_ids"])
+    if ids.size == 0:  # an empty text through a base without special tokens: no positions, so no features
+        assert enc["ngram_ids"] == enc["input_ids"] == []
+        return
     assert ngrams.shape == (*ids.shape, WIDTH) and ngrams.dtype == np.int64
     assert ngrams.min() >= 0 and ngrams.max() <= MAX_NGRAM_ID
     assert ((ngrams != 0).sum(-1) >= 1).all()  # every position, special tokens included, has an n-gram
@@ -156,6 +160,26 @@ def test_pad_recomputes_stale_or_ragged_ngram_ids(tokenizer):
     padded = tokenizer.pad(features, return_tensors="pt")
     assert padded["ngram_ids"].shape == (2, 3, WIDTH)
     check_features(tokenizer, padded)
+
+
+@pytest.mark.parametrize("family", BASE_FORMATS)
+def test_hostile_text_on_every_tokenizer_family(base_tokenizers, family):
+    """The same texts through a WordPiece, byte-level BPE, Unigram and plain BPE base (trained in conftest): valid
+    features equal to the spec in the base's format, the length limit kept, finite outputs of a model sized to it."""
+    tokenizer = EELBertTokenizer.from_base(base_tokenizers[family])
+    texts = list(HOSTILE_TEXTS.values())
+    for text in texts:
+        enc = tokenizer(text, truncation=True)
+        check_features(tokenizer, enc)
+        assert len(enc["input_ids"]) <= 512
+    if family == "bpe":  # bytes: nothing is unknown, whatever the script
+        assert all(tokenizer.unk_token_id not in ids for ids in tokenizer(texts, truncation=True)["input_ids"])
+    torch.manual_seed(0)
+    config = small_config(num_labels=2, vocab_size=len(tokenizer), token_format=tokenizer.token_format)
+    enc = tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    with torch.no_grad():
+        logits = EELBertForSequenceClassification(config).eval()(**enc).logits
+    assert logits.shape == (len(texts), 2) and torch.isfinite(logits).all()
 
 
 # ---------------------------------------------------------------- hostile text: end to end

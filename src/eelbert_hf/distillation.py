@@ -325,7 +325,8 @@ def distill(model_args, data, distill_args: DistillArguments, training_args, tea
         overrides.update(id2label={int(k): v for k, v in id2label.items()},
                          label2id={v: int(k) for k, v in id2label.items()})
     config = build_config(model_args, **overrides)
-    tokenizer = load_tokenizer(model_args.tokenizer or model_args.model_name_or_path, config)
+    tokenizer = load_tokenizer(model_args.tokenizer or model_args.model_name_or_path, config,
+                               new_model=not model_args.model_name_or_path)
     model = load_model(EELBertForSequenceClassification, model_args, config, tokenizer)
 
     def encode(batch):

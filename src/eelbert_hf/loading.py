@@ -57,18 +57,24 @@ def check_compatible(config: EELBertConfig, tokenizer) -> None:
     ngram_hashing.check_compatible(model_fields, tokenizer_fields)
 
 
-def load_tokenizer(path: str | None, config=None) -> EELBertTokenizer:
-    """The tokenizer saved in `path` if it holds one, else the bundled vocabulary with `config`'s hash fields."""
-    has_files = path and any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer_config.json", "vocab.txt"))
-    if has_files or (path and not os.path.isdir(path)):
-        tokenizer = EELBertTokenizer.from_pretrained(path)
+def load_tokenizer(path: str | None, config=None, new_model: bool = False) -> EELBertTokenizer:
+    """The tokenizer saved in `path`, or any fast tokenizer there (a folder or Hub name) wrapped as an EELBERT
+    tokenizer; without tokenizer files, the bundled vocabulary. For a `new_model` (or the bundled vocabulary) it
+    takes `config`'s n-gram fields and `config` takes its vocab_size, pad_token_id and token_format; a trained
+    model's folder must already match (a mismatch is refused, not silently re-hashed)."""
+    params = {}
+    if config is not None:
+        params = {k: getattr(config, k) for k in ("ngram_min_n", "ngram_max_n", "max_ngrams_per_token")}
+        params["feature_type"] = "whole_token" if config.embedding_type == "random_hash" else "ngram"
+    files = ("tokenizer_config.json", "tokenizer.json", "vocab.txt")
+    if path and (any(os.path.exists(os.path.join(path, f)) for f in files) or not os.path.isdir(path)):
+        tokenizer = EELBertTokenizer.from_pretrained(path, **(params if new_model else {}))
     else:
-        params = {}
-        if config is not None:
-            params = {k: getattr(config, k) for k in ("ngram_min_n", "ngram_max_n", "max_ngrams_per_token")}
-            params["feature_type"] = "whole_token" if config.embedding_type == "random_hash" else "ngram"
         tokenizer = EELBertTokenizer.from_bundled_vocab(**params)
     if config is not None:
+        if new_model:
+            config.vocab_size, config.pad_token_id = len(tokenizer), tokenizer.pad_token_id
+            config.token_format = tokenizer.token_format
         check_compatible(config, tokenizer)
     return tokenizer
 

@@ -154,7 +154,10 @@ class ModelArguments:
     config: str | None = field(default=None, metadata={"help": "config.json file or folder to build the model from"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "start from this checkpoint"})
     embedding_type: str | None = field(default=None, metadata={"help": "dynamic | table | hash_init | random_hash"})
-    tokenizer: str | None = field(default=None, metadata={"help": "tokenizer folder (default: the bundled vocab)"})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "a saved EELBERT tokenizer, or any fast tokenizer's folder or Hub name (WordPiece, BPE, byte-level BPE, "
+                "Unigram; e.g. from `eelbert train-tokenizer`), wrapped with the model's n-gram fields; a new model "
+                "takes its vocab_size from it (default: the bundled bert-base-uncased vocabulary)"})
     config_overrides: str | None = field(default=None, metadata={
         "help": "config fields to set, as in run_mlm.py: 'ngram_weight_buckets=0,hidden_dropout_prob=0.2'"})
 
@@ -243,20 +246,30 @@ def load_raw_datasets(data: DataArguments, split_for_eval: bool):
     return raw
 
 
+def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer's post-processor puts before and after one text: ([CLS], [SEP]) for BERT, (<s>, </s>) for
+    RoBERTa, ([], []) for a base that adds none."""
+    with_special = tokenizer("a", return_ngram_ids=False)["input_ids"]
+    body = tokenizer("a", add_special_tokens=False, return_ngram_ids=False)["input_ids"]
+    start = next(i for i in range(len(with_special)) if with_special[i : i + len(body)] == body)
+    return with_special[:start], with_special[start + len(body) :]
+
+
 def text_packer(tokenizer, column: str, max_seq_length: int):
-    """A batched `map` function: text lines -> blocks of `max_seq_length` tokens ([CLS] ... [SEP]), as run_mlm.py
-    packs them. The lines of one batch are joined; tokens left over after its last full block are dropped (a batch
-    shorter than one block gives one short block). `ngram_ids` are left to the collator, which computes them after
-    masking."""
-    body = max_seq_length - 2
+    """A batched `map` function: text lines -> blocks of `max_seq_length` tokens (with the tokenizer's own special
+    tokens around each, [CLS] ... [SEP] for BERT), as run_mlm.py packs them. The lines of one batch are joined; tokens
+    left over after its last full block are dropped (a batch shorter than one block gives one short block).
+    `ngram_ids` are left to the collator, which computes them after masking."""
+    before, after = special_tokens_around(tokenizer)
+    body = max_seq_length - len(before) - len(after)
 
     def pack(batch):
         texts = [t for t in batch[column] if t and t.strip()]
         ids = tokenizer(texts, add_special_tokens=False, return_ngram_ids=False)["input_ids"]
         flat = [i for seq in ids for i in seq]
         blocks = [flat[i : i + body] for i in range(0, len(flat) - body + 1, body)] or ([flat] if flat else [])
-        input_ids = [[tokenizer.cls_token_id, *b, tokenizer.sep_token_id] for b in blocks]
-        return {"input_ids": input_ids, "special_tokens_mask": [[1] + [0] * len(b) + [1] for b in blocks]}
+        return {"input_ids": [[*before, *b, *after] for b in blocks],
+                "special_tokens_mask": [[1] * len(before) + [0] * len(b) + [1] * len(after) for b in blocks]}
 
     return pack
 
@@ -277,7 +290,7 @@ def _check_text_column(columns, column):
 
 
 def mlm_blocks(raw, tokenizer, data: DataArguments):
-    """Tokenise text lines and pack them into blocks of `max_seq_length` tokens ([CLS] ... [SEP]), as
+    """Tokenise text lines and pack them into blocks of `max_seq_length` tokens ([CLS] ... [SEP] for BERT), as
     run_mlm.py does; `ngram_ids` are left to the collator, which computes them after masking."""
     _check_text_column(raw["train"].column_names, data.text_column)
     blocks = raw.map(text_packer(tokenizer, data.text_column, data.max_seq_length), batched=True,
@@ -384,7 +397,7 @@ def pretrain(model_args: ModelArguments, data: DataArguments, training_args: Tra
         check_streaming_args(data, training_args)
     set_seed(training_args.seed)  # model initialisation depends on it, as in run_mlm.py
     config = build_config(model_args)
-    tokenizer = load_tokenizer(model_args.tokenizer, config)
+    tokenizer = load_tokenizer(model_args.tokenizer, config, new_model=not model_args.model_name_or_path)
     model = load_model(EELBertForMaskedLM, model_args, config, tokenizer)
     if data.streaming:
         raw = load_raw_datasets(data, split_for_eval=True)
@@ -454,6 +467,61 @@ def init_table_from_hash(model, tokenizer, batch_size: int = 4096) -> None:
         table[ids.start : ids.stop] = hashed(ngram_ids).to(table.dtype)  # (N, K) -> (N, d)
 
 
+BASE_TOKENIZER_MODELS = ("bpe", "unigram", "wordpiece")
+BASE_SPECIAL_TOKENS = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+                           mask_token="[MASK]")  # BERT's, at ids 0-4
+
+
+def train_base_tokenizer(files: list[str], model: str = "bpe", vocab_size: int = 32_000, lowercase: bool = False,
+                         progress: bool = True):
+    """A new base tokenizer trained on text files with the `tokenizers` library, with BERT's special tokens and
+    template ([CLS] text [SEP], pairs with type ids 0 and 1), as a transformers fast tokenizer:
+
+    - ``bpe``: byte-level BPE over GPT-2's byte alphabet (RoBERTa's kind), so any text in any script is encoded
+      without an unknown token; a space starts each word (``Ġ``).
+    - ``unigram``: SentencePiece's Unigram, ``▁`` marking word starts; characters it never saw are unknown.
+    - ``wordpiece``: BERT's WordPiece (BERT's normaliser and pre-tokeniser, ``##`` continuations).
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import TokenizersBackend
+
+    if model not in BASE_TOKENIZER_MODELS:
+        raise ValueError(f"unknown tokenizer model {model!r}: choose one of {BASE_TOKENIZER_MODELS}")
+    specials = list(BASE_SPECIAL_TOKENS.values())
+    if not (type(vocab_size) is int and vocab_size > len(specials)):
+        raise ValueError(f"vocab_size must be an integer above {len(specials)} (the special tokens), got {vocab_size!r}")
+    missing = [f for f in files if not os.path.isfile(f)]
+    if not files or missing:
+        raise ValueError(f"no text file {missing[0]!r}" if missing else "give at least one text file to train on")
+    options = dict(vocab_size=vocab_size, special_tokens=specials, show_progress=progress)
+    if model == "bpe":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # every word starts with a space
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **options)
+    elif model == "unigram":
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.pre_tokenizer, tokenizer.decoder = pre_tokenizers.Metaspace(), decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(unk_token=BASE_SPECIAL_TOKENS["unk_token"], **options)
+    else:
+        tokenizer = Tokenizer(models.WordPiece(unk_token=BASE_SPECIAL_TOKENS["unk_token"]))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+        tokenizer.pre_tokenizer, tokenizer.decoder = pre_tokenizers.BertPreTokenizer(), decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(**options)
+    if lowercase and model != "wordpiece":
+        tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.train(files, trainer)
+    if tokenizer.get_vocab_size() <= len(specials):
+        raise ValueError(f"the files hold no text to learn a vocabulary from: {files}")
+    cls, sep = BASE_SPECIAL_TOKENS["cls_token"], BASE_SPECIAL_TOKENS["sep_token"]
+    template = processors.TemplateProcessing(single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+                                             special_tokens=[(t, tokenizer.token_to_id(t)) for t in (cls, sep)])
+    # byte-level offsets leave out the space each word starts with
+    tokenizer.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=True), template]) \
+        if model == "bpe" else template
+    return TokenizersBackend(tokenizer_object=tokenizer, model_max_length=512, **BASE_SPECIAL_TOKENS)
+
+
 def classification_metrics(num_labels: int, task: str | None = None):
     """compute_metrics for Trainer (scikit-learn and scipy do the arithmetic): accuracy and F1 (macro for > 2
     classes); Matthews for CoLA; Pearson/Spearman for regression (STS-B). A correlation that is undefined (constant
@@ -502,7 +570,8 @@ def finetune(model_args: ModelArguments, data: DataArguments, training_args: Tra
         num_labels = 1 if is_regression else int(max(labels)) + 1
     set_seed(training_args.seed)
     config = build_config(model_args, num_labels=num_labels)
-    tokenizer = load_tokenizer(model_args.tokenizer or model_args.model_name_or_path, config)
+    tokenizer = load_tokenizer(model_args.tokenizer or model_args.model_name_or_path, config,
+                               new_model=not model_args.model_name_or_path)
     # from an MLM checkpoint: encoder kept, MLM head dropped, classifier new
     model = load_model(EELBertForSequenceClassification, model_args, config, tokenizer)
 

@@ -91,8 +91,8 @@ class EELBertTokenizer(TokenizersBackend):
         """TokenizersBackend's arguments (a `tokenizer_file` or `tokenizer_object` is required), plus the n-gram fields
         (``ngram_hashing.NGRAM_DEFAULTS``; ``token_format`` defaults to the base's own) and ``feature_type``
         (``"ngram"``, or ``"whole_token"`` for a ``random_hash`` model). Use ``from_base`` to wrap a tokenizer."""
-        fields = {name: kwargs.pop(name, default) for name, default in {**NGRAM_DEFAULTS, "feature_type": "ngram"}.items()}
-        fields["token_format"] = kwargs.pop("token_format", None)
+        defaults = {**NGRAM_DEFAULTS, "token_format": None, "feature_type": "ngram"}  # None: the base's own format
+        fields = {name: kwargs.pop(name, default) for name, default in defaults.items()}
         file = kwargs.get("tokenizer_file")
         if kwargs.get("tokenizer_object") is None and not (file and os.path.isfile(file)):
             raise ValueError("EELBertTokenizer got no base tokenizer (no tokenizer.json): build one with "
