@@ -14,12 +14,14 @@ const TYPES = {
   ".json": "application/json", ".wasm": "application/wasm", ".onnx": "application/octet-stream", ".png": "image/png",
 };
 
-/** Serves the page, js/ and `modelDir`; resolves to { server, url } once listening (port 0: any free port). */
-export function startServer({ modelDir, port = 0, host = "127.0.0.1" }) {
+/** Serves the page, js/ and `modelDir` (and each folder of `mounts`, { name: folder }, at /name/); resolves to
+ * { server, url } once listening (port 0: any free port). */
+export function startServer({ modelDir, port = 0, host = "127.0.0.1", mounts = {} }) {
   if (!modelDir || !existsSync(join(modelDir, "config.json"))) {
     throw new Error(`${modelDir} is not an exported model folder (no config.json): write one with eelbert export ... --onnx --quantize`);
   }
-  const roots = [["/model/", resolve(modelDir)], ["/js/", JS], ["/", HERE]];
+  const extra = Object.entries(mounts).map(([name, dir]) => [`/${name}/`, resolve(dir)]);
+  const roots = [["/model/", resolve(modelDir)], ...extra, ["/js/", JS], ["/", HERE]];
   const server = createServer((request, response) => {
     const path = decodeURIComponent(new URL(request.url, "http://localhost").pathname);
     const [prefix, root] = roots.find(([p]) => path.startsWith(p));

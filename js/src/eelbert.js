@@ -99,10 +99,12 @@ export class EELBertTokenizer {
     if (!Number.isInteger(maxLength) || maxLength < 2) throw new RangeError(`maxLength must be an integer >= 2, got ${maxLength}`);
     // the Python tokenizer replaces lone surrogates with U+FFFD (the Rust tokenizer refuses them); do the same
     const clean = text.replace(LONE_SURROGATE, "\ufffd");
-    const pieces = this.wordpiece.encode(clean, { add_special_tokens: false }).ids;
     let inputIds = this.wordpiece.encode(clean).ids;
+    // BERT's template adds one [CLS] before and one [SEP] after the text's pieces
+    const known = inputIds.slice(1, -1).some((id) => id !== this.unkId);
     if (inputIds.length > maxLength) inputIds = [...inputIds.slice(0, maxLength - 1), inputIds[inputIds.length - 1]];
-    return { inputIds, ngramIds: this.encodeIds(inputIds), known: pieces.some((id) => id !== this.unkId) };
+    const tokenizer = this;
+    return { inputIds, known, get ngramIds() { return tokenizer.encodeIds(inputIds); } }; // computed when read
   }
 
   /** Token ids -> their n-gram rows, each right-padded with 0 (the empty slot) to maxNgramsPerToken. */
@@ -141,9 +143,9 @@ export class TokenEmbeddingCache {
 
   /** Token ids not stored yet, each once. */
   missing(ids) {
-    const out = new Set();
-    for (const id of ids) if (this.slot[id] === 0) out.add(id);
-    return [...out];
+    let out = null;
+    for (const id of ids) if (this.slot[id] === 0) (out ??= new Set()).add(id);
+    return out ? [...out] : [];
   }
 
   /** Store `embeddings` (Float32Array, one row of `hidden` per id) of `ids` while the budget lasts. */
@@ -165,11 +167,11 @@ export class TokenEmbeddingCache {
   gather(ids, extra = [], computed = null) {
     const d = this.hidden;
     const out = new Float32Array(ids.length * d);
-    const unstored = new Map(extra.map((id, i) => [id, i]));
+    const unstored = extra.length ? new Map(extra.map((id, i) => [id, i])) : null;
     ids.forEach((id, i) => {
       const row = this.slot[id];
-      if (row !== 0) out.set(this.rows.subarray(row * d, (row + 1) * d), i * d);
-      else out.set(computed.subarray(unstored.get(id) * d, (unstored.get(id) + 1) * d), i * d);
+      if (row !== 0) out.set(this.rows.subarray(row * d, row * d + d), i * d);
+      else out.set(computed.subarray(unstored.get(id) * d, unstored.get(id) * d + d), i * d);
     });
     return out;
   }
@@ -210,26 +212,33 @@ export class EELBertClassifier {
    * Python's tokenizer.pad recomputes it) and whose attention mask is 0: the single graph's four (all int64), or,
    * with the cache, token_embeddings (float32) and the masks. */
   async feeds(encoded) {
-    const seq = Math.max(...encoded.map((e) => e.inputIds.length));
-    const pad = this.tokenizer.padId;
-    const [inputIds, mask] = [[], []];
-    for (const e of encoded) {
-      const extra = seq - e.inputIds.length;
-      inputIds.push(...e.inputIds, ...new Array(extra).fill(pad));
-      mask.push(...new Array(e.inputIds.length).fill(1), ...new Array(extra).fill(0));
-    }
-    const int64 = (values, dims) => new this.ort.Tensor("int64", BigInt64Array.from(values, BigInt), dims);
+    const [batch, seq] = [encoded.length, Math.max(...encoded.map((e) => e.inputIds.length))];
+    const dims = [batch, seq];
+    const ids = new Int32Array(batch * seq).fill(this.tokenizer.padId); // (B, S), flat
+    const mask = new BigInt64Array(batch * seq);
+    encoded.forEach((e, b) => {
+      ids.set(e.inputIds, b * seq);
+      mask.fill(1n, b * seq, b * seq + e.inputIds.length);
+    });
     const masks = {
-      attention_mask: int64(mask, [encoded.length, seq]),
-      token_type_ids: int64(new Array(encoded.length * seq).fill(0), [encoded.length, seq]),
+      attention_mask: new this.ort.Tensor("int64", mask, dims),
+      token_type_ids: new this.ort.Tensor("int64", new BigInt64Array(batch * seq), dims),
     };
     if (this.cache) {
-      const embeddings = await this.tokenEmbeddings(inputIds);
-      return { token_embeddings: new this.ort.Tensor("float32", embeddings, [encoded.length, seq, this.cache.hidden]), ...masks };
+      const embeddings = await this.tokenEmbeddings(ids); // (B * S * d)
+      return { token_embeddings: new this.ort.Tensor("float32", embeddings, [batch, seq, this.cache.hidden]), ...masks };
     }
     const width = this.tokenizer.options.maxNgramsPerToken;
-    return { input_ids: int64(inputIds, [encoded.length, seq]),
-      ngram_ids: int64(this.tokenizer.encodeIds(inputIds).flat(), [encoded.length, seq, width]), ...masks };
+    return { input_ids: new this.ort.Tensor("int64", BigInt64Array.from(ids, BigInt), dims),
+      ngram_ids: new this.ort.Tensor("int64", this.ngramIds(ids), [batch, seq, width]), ...masks };
+  }
+
+  /** Token ids (flat) -> their n-gram rows, zero-padded, flat (ids.length x maxNgramsPerToken) int64. */
+  ngramIds(ids) {
+    const width = this.tokenizer.options.maxNgramsPerToken;
+    const out = new BigInt64Array(ids.length * width); // 0: the empty slot
+    ids.forEach((id, i) => this.tokenizer.ngramRow(id).forEach((ngram, j) => { out[i * width + j] = BigInt(ngram); }));
+    return out;
   }
 
   /** Token ids (flat) -> their embeddings (Float32Array): the token-embedding graph runs only for ids not stored. */
@@ -237,8 +246,7 @@ export class EELBertClassifier {
     const missing = this.cache.missing(ids);
     if (missing.length === 0) return this.cache.gather(ids);
     const width = this.tokenizer.options.maxNgramsPerToken;
-    const rows = this.tokenizer.encodeIds(missing).flat();
-    const output = await this.tokenSession.run({ ngram_ids: new this.ort.Tensor("int64", BigInt64Array.from(rows, BigInt), [missing.length, width]) });
+    const output = await this.tokenSession.run({ ngram_ids: new this.ort.Tensor("int64", this.ngramIds(missing), [missing.length, width]) });
     const computed = output.token_embeddings.data;
     const stored = this.cache.used;
     this.cache.store(missing, computed);

@@ -43,9 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "on (default for classifiers: the bundled Rotten Tomatoes validation sample)")
     export.add_argument("--sentence-transformers", action="store_true",
                         help="also write modules.json and a mean-pooling config for SentenceTransformer")
+    train_tok = commands.add_parser("train-tokenizer", help="train a base tokenizer (byte-level BPE, Unigram or "
+                                    "WordPiece) on text files, saved as an EELBERT tokenizer for --tokenizer")
+    train_tok.add_argument("files", nargs="+", help="text files to learn the vocabulary from")
+    train_tok.add_argument("--output-dir", required=True, help="where to save the tokenizer")
+    train_tok.add_argument("--model", default="bpe", choices=["bpe", "unigram", "wordpiece"],
+                           help="bpe: byte-level BPE, any script without unknown tokens (default); unigram: "
+                           "SentencePiece's Unigram; wordpiece: BERT's")
+    train_tok.add_argument("--vocab-size", type=int, default=32000, help="tokens in the vocabulary, special included")
+    train_tok.add_argument("--lowercase", action="store_true", help="lowercase the text first")
     report = commands.add_parser("hash-report", help="collisions, shared rows and neighbours of the n-gram hash")
     report.add_argument("--corpus", required=True, help="a text file, one sentence or document per line")
-    report.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the bundled vocabulary)")
+    report.add_argument("--tokenizer", default=None, help="an EELBERT tokenizer, or any fast tokenizer's folder or Hub "
+                        "name (default: the bundled vocabulary)")
     report.add_argument("--max-lines", type=int, default=20000)
     report.add_argument("--words", nargs="+", default=None, help="words to show nearest neighbours for")
     classify = commands.add_parser("classify", help="sentiment of texts with the bundled UNO-EELBERT classifier")
@@ -60,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     bench.add_argument("--parts", default="text-classification,feature-extraction,classify-file,onnx",
-                       help="comma-separated rows to time (onnx needs the onnx extra)")
+                       help="comma-separated rows to time (onnx needs the onnx extra; browser, not in the default, "
+                       "needs node, the repository's js/ after npm ci, and Chromium)")
     push = commands.add_parser("push", help="upload an exported folder (or `bundled`, the bundled classifier) to the Hub")
     push.add_argument("folder", help="a folder written by `eelbert export`, a training checkpoint (exported "
                       "first) or `bundled`")

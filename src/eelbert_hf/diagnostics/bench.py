@@ -4,10 +4,10 @@
 Rows: `pipeline("text-classification")` and `pipeline("feature-extraction")` at each batch size; `eelbert classify
 --file` against the same texts through a transformers pipeline of the saved twin, process start to last label; the
 int8 ONNX models under onnxruntime, features included (`load_onnx_classifier` as one graph and with its cache of
-token embeddings; BERT's tokenizer + session). The two
-sides run on the same texts in alternation (EELBERT, BERT, EELBERT, ...), so background load hits both alike; a
-row is the median texts per second of each and their ratio EELBERT / BERT. The BERT twin has random weights: its
-speed, not its answers, is what is compared.
+token embeddings; BERT's tokenizer + session); with the `browser` part, the demo page's classifier in headless
+Chromium against the twin through onnxruntime-web. The two sides run on the same texts in alternation (EELBERT,
+BERT, EELBERT, ...), so background load hits both alike; a row is the median texts per second of each and their
+ratio EELBERT / BERT. The BERT twin has random weights: its speed, not its answers, is what is compared.
 """
 
 import json
@@ -121,6 +121,49 @@ def classify_file_throughput(texts: list[str], model: str | None = None, repeats
         return _race(runs, texts, [64], repeats, "classify --file, process start to last label")
 
 
+def export_bert_twin(bert, folder: str, texts: list[str]) -> str:
+    """The twin pipeline's model as ONNX (``folder/onnx/model.onnx``, dynamic batch and sequence axes) and int8
+    (``model_quantized.onnx``, quantised as ours), with its tokenizer files beside; returns the int8 path."""
+    import torch
+
+    from ..packaging import onnx_export
+
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    sample = bert.tokenizer(texts[:2], padding=True, return_tensors="pt")
+    dim = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
+    path = os.path.join(folder, "onnx", "model.onnx")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(bert.model.eval(), (), path, kwargs={n: sample[n] for n in names}, input_names=list(names),
+                          output_names=["logits"], dynamic_shapes={n: dim for n in names}, dynamo=True,
+                          external_data=False, verbose=False)
+    bert.tokenizer.save_pretrained(folder)
+    return onnx_export.quantize_onnx(path, path.replace(".onnx", "_quantized.onnx"))
+
+
+def _exports(texts, model, folder):
+    """Our export (``--onnx --quantize``) and the BERT twin's, into `folder`: (ours, twin folder, twin pipeline)."""
+    from ..packaging import onnx_export
+
+    eelbert = load_classifier(model)
+    bert = bert_twin_pipeline(eelbert.model.config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporters' and quantizer's notes on their internals
+        logging.disable(logging.WARNING)
+        try:
+            ours = os.path.join(folder, "eelbert")
+            onnx_export.export_checkpoint(resolve(model), ours, quantize=True)
+            twin = os.path.join(folder, "bert")
+            export_bert_twin(bert, twin, texts)
+        finally:
+            logging.disable(logging.NOTSET)
+    return ours, twin, bert
+
+
+def _cache_note(info: dict) -> str:
+    return f"cache: {info['tokens']:,} tokens, {info['bytes'] / 2**20:.2f} MiB (bound {info['max_bytes'] / 2**20:.0f} MiB)"
+
+
 def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3) -> list:
     """The int8 ONNX classifier under onnxruntime through ``load_onnx_classifier`` (tokenizer and features
     included), as one graph on every call and with its token-embedding cache (warm: the texts' tokens are stored
@@ -130,27 +173,13 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
 
     from ..packaging import onnx_export, onnx_runtime
 
-    eelbert = load_classifier(model)
-    bert = bert_twin_pipeline(eelbert.model.config)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporters' and quantizer's notes on their internals
-        logging.disable(logging.WARNING)
-        folder = os.path.join(tmp, "eelbert")
-        onnx_export.export_checkpoint(resolve(model), folder, quantize=True)
-        names = ("input_ids", "attention_mask", "token_type_ids")
-        sample = bert.tokenizer(texts[:2], padding=True, return_tensors="pt")
-        dim = {0: torch.export.Dim("batch"), 1: torch.export.Dim("sequence")}
-        twin = os.path.join(tmp, "bert.onnx")
-        with torch.no_grad():
-            torch.onnx.export(bert.model.eval(), (), twin, kwargs={n: sample[n] for n in names}, input_names=list(names),
-                              output_names=["logits"], dynamic_shapes={n: dim for n in names}, dynamo=True,
-                              external_data=False, verbose=False)
-        threads = torch.get_num_threads()  # as many as the torch rows use
-        bert_session = onnx_export.onnx_session(onnx_export.quantize_onnx(twin, twin.replace(".onnx", "_int8.onnx")),
-                                                threads)
-        classifiers = {"single graph": onnx_runtime.load_onnx_classifier(folder, threads, cache_bytes=0),
-                       "cached token embeddings": onnx_runtime.load_onnx_classifier(folder, threads)}
-        logging.disable(logging.NOTSET)
+    threads = torch.get_num_threads()  # as many as the torch rows use
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, twin, bert = _exports(texts, model, tmp)
+        bert_session = onnx_export.onnx_session(os.path.join(twin, "onnx", "model_quantized.onnx"), threads)
+        classifiers = {"single graph": onnx_runtime.load_onnx_classifier(ours, threads, cache_bytes=0),
+                       "cached token embeddings": onnx_runtime.load_onnx_classifier(ours, threads)}
+    names = [i.name for i in bert_session.get_inputs()]
 
     def run_bert(texts_, batch_size):
         for start in range(0, len(texts_), batch_size):
@@ -165,19 +194,39 @@ def onnx_int8_throughput(texts: list[str], model: str | None = None, batch_sizes
                 classifier(texts_[start : start + batch_size])
 
         race = _race({"eelbert": run, "bert": run_bert}, texts, batch_sizes, repeats, f"onnxruntime int8, {label}")
-        if classifier.cached:
-            info = classifier.cache_info()
-            for row in race:
-                row["note"] = (f"cache: {info['tokens']:,} tokens, {info['bytes'] / 2**20:.2f} MiB "
-                               f"(bound {info['max_bytes'] / 2**20:.0f} MiB)")
+        for row in race if classifier.cached else []:
+            row["note"] = _cache_note(classifier.cache_info())
         rows += race
     return rows
+
+
+JS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "js")  # the repository's js/, beside src/
+
+
+def browser_throughput(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3) -> list:
+    """The demo page's classifier in headless Chromium (int8, cached and single graph) against the BERT twin's int8
+    ONNX with tokenizers.js through the same onnxruntime-web (js/scripts/bench-browser.js; needs node, the
+    repository's js/ after `npm ci`, and Chromium at /usr/bin/chromium or $CHROMIUM_PATH)."""
+    script = os.path.abspath(os.path.join(JS_DIR, "scripts", "bench-browser.js"))
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "playwright-core")):
+        raise ValueError(f"the browser rows need the repository's js/ with its packages: cd {os.path.abspath(JS_DIR)} "
+                         "&& npm ci (and Chromium: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, twin, _ = _exports(texts, model, tmp)
+        texts_path = os.path.join(tmp, "texts.json")
+        with open(texts_path, "w", encoding="utf-8") as f:
+            json.dump(texts, f)
+        result = subprocess.run(["node", script, ours, twin, texts_path, str(repeats), ",".join(map(str, batch_sizes))],
+                                capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"bench-browser.js failed: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["rows"]
 
 
 def all_rows(texts: list[str], model: str | None = None, batch_sizes=(1, 64), repeats: int = 3,
              parts=("text-classification", "feature-extraction", "classify-file", "onnx")) -> list:
     """Every row `eelbert bench` prints, for the chosen parts."""
-    known = ("text-classification", "feature-extraction", "classify-file", "onnx")
+    known = ("text-classification", "feature-extraction", "classify-file", "onnx", "browser")
     if unknown := [p for p in parts if p not in known]:
         raise ValueError(f"unknown bench parts {unknown}; choose from {known}")
     rows = []
@@ -186,6 +235,8 @@ def all_rows(texts: list[str], model: str | None = None, batch_sizes=(1, 64), re
             rows += pipeline_throughput(texts, model, batch_sizes, repeats, task=part)
         elif part == "classify-file":
             rows += classify_file_throughput(texts, model, repeats)
-        else:
+        elif part == "onnx":
             rows += onnx_int8_throughput(texts, model, batch_sizes, repeats)
+        else:
+            rows += browser_throughput(texts, model, batch_sizes, repeats)
     return rows
