@@ -16,6 +16,7 @@ from conftest import CrashAt, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel
 from eelbert_hf.apps.arguments import parse_training_args
 from eelbert_hf.apps.cli import main
+from eelbert_hf.loading import BUNDLED_CLASSIFIER
 from eelbert_hf.training import (
     DataCollatorForEELBertMLM,
     classification_metrics,
@@ -241,3 +242,33 @@ def test_training_logs_are_one_readable_line():
     line = log_line({"loss": 7.21432, "learning_rate": 0.0004, "tokens_per_s": 9738.4, "epoch": 0.3125,
                      "total_flos": 1e12, "num_input_tokens_seen": 5120}, state)
     assert line == "step 40/200 (epoch 0.31): loss 7.214 · learning_rate 0.0004 · tokens_per_s 9,738 · num_input_tokens_seen 5120"
+
+
+@pytest.mark.parametrize("model", ["bpe", "unigram"])
+def test_train_tokenizer_then_pretrain_finetune_distill_and_export_on_it(tmp_path, capsys, model):
+    """`eelbert train-tokenizer` on the bundled Brown sample, then every training command with `--tokenizer`: the new
+    model takes the tokenizer's vocab_size, pad id and token format, and the exported folder reloads the same."""
+    tok_dir, mlm_dir, clf_dir, student_dir, hub_dir = (str(tmp_path / n) for n in ("tok", "mlm", "clf", "st", "hub"))
+    main(["train-tokenizer", TEXT, "--model", model, "--vocab-size", "800", "--output-dir", tok_dir])
+    assert f"saved a {model} tokenizer of 800 tokens" in capsys.readouterr().out
+    tokenizer = eelbert_hf.EELBertTokenizer.from_pretrained(tok_dir)
+    expected_format = {"bpe": "byte_level", "unigram": "metaspace"}[model]
+    assert tokenizer.token_format == expected_format and len(tokenizer) == 800
+    main(["pretrain", "--train_files", TEXT, "--tokenizer", tok_dir, "--output_dir", mlm_dir, "--max_steps", "2",
+          "--eval_strategy", "no", *SMALL_RUN])
+    config = json.load(open(os.path.join(mlm_dir, "config.json"), encoding="utf-8"))
+    assert (config["vocab_size"], config["pad_token_id"], config["token_format"]) == (800, 0, expected_format)
+    mlm = EELBertForMaskedLM.from_pretrained(mlm_dir)
+    assert mlm.cls.predictions.decoder.out_features == 800
+    main(["finetune", "--model_name_or_path", mlm_dir, "--train_files", RT_TRAIN, "--max_train_samples", "16",
+          "--max_steps", "2", "--eval_strategy", "no", "--output_dir", clf_dir, *SMALL_RUN])
+    main(["distill", "--teacher", BUNDLED_CLASSIFIER, "--tokenizer", tok_dir, "--train_files", RT_TRAIN,
+          "--max_train_samples", "16", "--augment_copies", "0", "--max_steps", "2", "--eval_strategy", "no",
+          "--output_dir", student_dir,
+          *SMALL_RUN])  # the teacher reads the texts with its own WordPiece tokenizer
+    student = json.load(open(os.path.join(student_dir, "config.json"), encoding="utf-8"))
+    assert (student["vocab_size"], student["token_format"]) == (800, expected_format)
+    main(["export", clf_dir, hub_dir])
+    exported = eelbert_hf.EELBertTokenizer.from_pretrained(hub_dir)
+    texts = ["Здравствуй, мир — a gripping film 😀", "dull"]
+    assert dict(exported(texts, padding=True)) == dict(tokenizer(texts, padding=True))

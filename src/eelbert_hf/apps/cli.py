@@ -185,6 +185,17 @@ def hash_report_command(args):
     print_report(hash_report(load_tokenizer(args.tokenizer), lines, words=args.words or DEFAULT_WORDS))
 
 
+def train_tokenizer_command(args):
+    from ..tokenization.tokenization_eelbert import EELBertTokenizer
+    from ..training import train_base_tokenizer
+
+    base = train_base_tokenizer(args.files, args.model, args.vocab_size, lowercase=args.lowercase)
+    tokenizer = EELBertTokenizer.from_base(base)
+    tokenizer.save_pretrained(args.output_dir)
+    print(f"saved a {args.model} tokenizer of {len(tokenizer):,} tokens (token_format {tokenizer.token_format!r}) to "
+          f"{args.output_dir}; train on it with: eelbert pretrain --tokenizer {args.output_dir} ...")
+
+
 def classify_command(args):
     from .classify import classify as classify_texts
 
@@ -240,6 +251,7 @@ def push_command(args):
 
 COMMANDS = {"quickstart": quickstart_command, "pretrain": training_command, "finetune": training_command,
             "distill": training_command, "export": export_command, "hash-report": hash_report_command,
+            "train-tokenizer": train_tokenizer_command,
             "classify": classify_command, "bench": bench_command, "push": push_command}
 
 
