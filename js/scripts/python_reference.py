@@ -2,11 +2,14 @@
 
     python python_reference.py ngrams STRINGS.json OUT.json
         n-gram ids of every token of the bundled vocabulary, and of each string in STRINGS.json (a JSON list,
-        lone surrogates as \\udXXX escapes) with atom=False and atom=True.
+        lone surrogates as \\udXXX escapes) with atom=False and atom=True, and in each token format.
     python python_reference.py rt FOLDER TEXTS.jsonl OUT.json [MAX_LENGTH]
         for each text of a .jsonl (text, label): input_ids and ngram_ids from the tokenizer saved in FOLDER (an
         `eelbert export --onnx --quantize` folder), and the float32 and int8 ONNX logits of that one text; plus
         the batched accuracies of `eelbert export --eval-file`.
+    python python_reference.py families FOLDER TEXTS.json OUT.json
+        a WordPiece, a byte-level BPE and a Unigram tokenizer trained on the bundled Brown sample, saved under
+        FOLDER, and what each gives for every text of TEXTS.json.
 """
 
 import json
@@ -14,6 +17,7 @@ import os
 import sys
 
 from eelbert_hf import EELBertTokenizer
+from eelbert_hf.modeling.ngram_hashing import TOKEN_FORMATS, token_ngram_ids
 
 
 def ngrams(strings_path: str, out_path: str) -> None:
@@ -26,6 +30,8 @@ def ngrams(strings_path: str, out_path: str) -> None:
         "vocab": [[token, tokenizer.token_ngram_ids(token)] for token, _ in vocab],
         "strings": [[s, tokenizer.token_ngram_ids(s, atom=False), tokenizer.token_ngram_ids(s, atom=True)]
                     for s in strings],
+        # the spec function in the vocabularies' other token formats (step 2 of docs/hash-spec.md)
+        "formats": {fmt: [token_ngram_ids(s, token_format=fmt) for s in strings] for fmt in TOKEN_FORMATS},
     }
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(result, f)  # ensure_ascii (the default) writes lone surrogates as \udXXX, which JSON.parse reads
@@ -53,8 +59,35 @@ def rt(folder: str, texts_path: str, out_path: str, max_length: int = 128) -> No
         json.dump({"max_length": max_length, "batched_accuracy": batched, "texts": texts}, f)
 
 
+def families(folder: str, texts_path: str, out_path: str) -> None:
+    """A small tokenizer of each family trained on the bundled Brown sample, saved as FOLDER/<family> with the
+    config.json of a model sized to it; per family, input_ids and ngram_ids of each text (full, and cut to 12)."""
+    from pathlib import Path
+
+    from eelbert_hf import EELBertConfig
+    from eelbert_hf.loading import DATA_DIR
+    from eelbert_hf.training import train_base_tokenizer
+
+    with open(texts_path, encoding="utf-8") as f:
+        texts = json.load(f)
+    corpus = Path(folder) / "corpus.txt"
+    brown = (Path(DATA_DIR) / "brown_sample.txt").read_text(encoding="utf-8")
+    corpus.write_text(brown[:20000] + "\n" + "\n".join(texts[: len(texts) // 2]) + "\n", encoding="utf-8")
+    result = {}
+    for family in ("wordpiece", "bpe", "unigram"):
+        tokenizer = EELBertTokenizer.from_base(train_base_tokenizer([str(corpus)], family, 600, progress=False))
+        tokenizer.save_pretrained(Path(folder) / family)
+        EELBertConfig(vocab_size=len(tokenizer), token_format=tokenizer.token_format).save_pretrained(
+            Path(folder) / family)
+        result[family] = [{key: tokenizer(text, truncation=True, max_length=length)[key]
+                           for key in ("input_ids", "ngram_ids")} | {"max_length": length}
+                          for text in texts for length in (512, 12)]
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+
+
 if __name__ == "__main__":
-    commands = {"ngrams": ngrams, "rt": rt}
+    commands = {"ngrams": ngrams, "rt": rt, "families": families}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     args = sys.argv[2:]

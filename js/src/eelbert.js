@@ -1,4 +1,5 @@
-// EELBERT in JavaScript: WordPiece (tokenizers.js reading the saved tokenizer.json), n-gram ids (ngram-hash.js),
+// EELBERT in JavaScript: the base tokenizer (tokenizers.js reading the saved tokenizer.json: WordPiece, BPE, byte-level
+// BPE or Unigram), n-gram ids (ngram-hash.js),
 // and an onnxruntime session (onnxruntime-web in the browser, onnxruntime-node in node) -> label and score.
 // The folder is what `eelbert export ... --onnx` writes: config.json, tokenizer.json, tokenizer_config.json and
 // the model as two graphs, onnx/token_embeddings.onnx (n-gram ids -> token embeddings, run only for tokens not seen
@@ -38,16 +39,11 @@ export function ngramOptions(config, tokenizerConfig = {}) {
   if (config.hash_scheme !== HASH_SCHEME) {
     throw new Error(`config.json has hash_scheme ${JSON.stringify(config.hash_scheme)}; this code implements ${HASH_SCHEME}`);
   }
-  // token formats other than WordPiece's (docs/hash-spec.md, step 2) are not implemented here yet: refuse them
-  // rather than compute other n-gram ids than the model was trained on
-  if ((config.token_format ?? "wordpiece") !== "wordpiece") {
-    throw new Error(`config.json has token_format ${JSON.stringify(config.token_format)}; this code implements "wordpiece" only`);
-  }
   const embeddingType = config.embedding_type ?? "dynamic";
   if (embeddingType !== "dynamic" && embeddingType !== "random_hash") {
     throw new Error(`embedding_type ${JSON.stringify(embeddingType)} reads no n-gram ids (need dynamic or random_hash)`);
   }
-  for (const field of ["ngram_min_n", "ngram_max_n", "max_ngrams_per_token", "hash_scheme"]) {
+  for (const field of ["ngram_min_n", "ngram_max_n", "max_ngrams_per_token", "hash_scheme", "token_format"]) {
     if (field in tokenizerConfig && tokenizerConfig[field] !== config[field]) {
       throw new Error(`tokenizer_config.json and config.json disagree on ${field}: ${tokenizerConfig[field]} vs ${config[field]}`);
     }
@@ -57,19 +53,27 @@ export function ngramOptions(config, tokenizerConfig = {}) {
     ngramMaxN: config.ngram_max_n,
     maxNgramsPerToken: config.max_ngrams_per_token,
     wholeToken: embeddingType === "random_hash", // one hashed atom per token, as the Python tokenizer's "whole_token"
+    tokenFormat: config.token_format ?? "wordpiece", // configs written before token formats existed are WordPiece
   });
 }
 
-/** WordPiece plus n-gram ids: what EELBertTokenizer returns in Python, for one text. */
+/** The base tokenizer plus n-gram ids: what EELBertTokenizer returns in Python, for one text. */
 export class EELBertTokenizer {
   constructor(tokenizerJson, tokenizerConfig, config) {
-    this.wordpiece = new Tokenizer(tokenizerJson, tokenizerConfig);
+    this.base = new Tokenizer(tokenizerJson, tokenizerConfig);
     this.options = ngramOptions(config, tokenizerConfig);
     // special tokens (added with special=true) are atoms, as Python's all_special_tokens
     this.specialTokens = new Set(tokenizerJson.added_tokens.filter((t) => t.special).map((t) => t.content));
-    this.unkId = this.wordpiece.token_to_id(tokenizerJson.model.unk_token);
-    this.padId = this.wordpiece.token_to_id(tokenizerConfig.pad_token ?? "[PAD]");
+    // WordPiece and BPE name their unknown token, Unigram gives its id; a byte-level BPE has none
+    const { unk_token: unkToken, unk_id: unkIdOfModel } = tokenizerJson.model;
+    this.unkId = unkIdOfModel ?? (unkToken == null ? undefined : this.base.token_to_id(unkToken));
+    this.padId = this.base.token_to_id(tokenizerConfig.pad_token ?? "[PAD]");
     if (this.padId === undefined) throw new Error(`the vocabulary has no pad token ${tokenizerConfig.pad_token ?? "[PAD]"}`);
+    // the post-processor's tokens around one text ([CLS] .. [SEP] for BERT's template, none without a template)
+    const withSpecial = this.base.encode("a").ids;
+    const bare = this.base.encode("a", { add_special_tokens: false }).ids;
+    const start = withSpecial.findIndex((_, i) => bare.every((id, k) => withSpecial[i + k] === id));
+    [this.before, this.after] = [withSpecial.slice(0, start), withSpecial.slice(start + bare.length)];
     this.rows = new Map(); // token id -> its n-gram ids, each token hashed once
     const ids = [...Object.values(tokenizerJson.model.vocab), ...tokenizerJson.added_tokens.map((t) => t.id)];
     this.vocabSize = ids.reduce((a, b) => Math.max(a, b), -1) + 1; // token ids lie in [0, vocabSize)
@@ -84,7 +88,7 @@ export class EELBertTokenizer {
   ngramRow(id) {
     let row = this.rows.get(id);
     if (row === undefined) {
-      const token = this.wordpiece.id_to_token(id);
+      const token = this.base.id_to_token(id);
       if (token === undefined) throw new RangeError(`no token with id ${id}`);
       row = tokenNgramIds(token, { atom: this.specialTokens.has(token), ...this.options });
       this.rows.set(id, row);
@@ -93,16 +97,18 @@ export class EELBertTokenizer {
   }
 
   /** One text -> { inputIds, ngramIds (one padded row per token), known }, cut to `maxLength` tokens as Python's
-   * truncation=True does ([CLS], the first maxLength - 2 pieces, [SEP]). `known`: some piece is not [UNK]. */
+   * truncation=True does (the text's first pieces, between the special tokens). `known`: some piece is not unknown. */
   encode(text, { maxLength = 512 } = {}) {
     if (typeof text !== "string") throw new TypeError(`text must be a string, got ${typeof text}`);
-    if (!Number.isInteger(maxLength) || maxLength < 2) throw new RangeError(`maxLength must be an integer >= 2, got ${maxLength}`);
+    const specials = this.before.length + this.after.length;
+    if (!Number.isInteger(maxLength) || maxLength < Math.max(specials, 1)) {
+      throw new RangeError(`maxLength must be an integer >= ${Math.max(specials, 1)} (the special tokens), got ${maxLength}`);
+    }
     // the Python tokenizer replaces lone surrogates with U+FFFD (the Rust tokenizer refuses them); do the same
     const clean = text.replace(LONE_SURROGATE, "\ufffd");
-    let inputIds = this.wordpiece.encode(clean).ids;
-    // BERT's template adds one [CLS] before and one [SEP] after the text's pieces
-    const known = inputIds.slice(1, -1).some((id) => id !== this.unkId);
-    if (inputIds.length > maxLength) inputIds = [...inputIds.slice(0, maxLength - 1), inputIds[inputIds.length - 1]];
+    const pieces = this.base.encode(clean, { add_special_tokens: false }).ids;
+    const known = pieces.some((id) => id !== this.unkId);
+    const inputIds = [...this.before, ...pieces.slice(0, maxLength - specials), ...this.after];
     const tokenizer = this;
     return { inputIds, known, get ngramIds() { return tokenizer.encodeIds(inputIds); } }; // computed when read
   }

@@ -42,8 +42,10 @@ function randomStrings(count, seed) {
       const cp = low + pick(high - low + 1);
       s += cp >= 0xd800 && cp <= 0xdfff ? String.fromCharCode(cp) : String.fromCodePoint(cp);
     }
-    const shape = pick(6);
-    strings.push(shape === 0 ? `##${s}` : shape === 1 ? `[${s}]` : s);
+    const shape = pick(9);
+    // each format's own markers: "##", brackets, SentencePiece's "▁" and byte fallback, GPT-2's space "Ġ"
+    const fallback = `<0x${pick(256).toString(16).toUpperCase().padStart(2, "0")}>`;
+    strings.push([`##${s}`, `[${s}]`, `\u2581${s}`, fallback, `\u0120${s}`][shape] ?? s);
   }
   return strings;
 }
@@ -72,6 +74,17 @@ test("every token of the bundled vocabulary hashes as in Python", () => {
   assert.deepEqual(mismatches(cases), []);
 });
 
+test(`the same strings hash as in Python in every token format (seed ${SEED})`, () => {
+  const cases = [];
+  for (const [tokenFormat, ids] of Object.entries(reference.formats)) {
+    ids.forEach((py, i) => cases.push({ label: `${tokenFormat} ${JSON.stringify(strings[i])}`, py,
+      js: tokenNgramIds(strings[i], { tokenFormat }) }));
+  }
+  assert.deepEqual(Object.keys(reference.formats).sort(), ["byte_level", "metaspace", "plain", "wordpiece"]);
+  assert.ok(strings.some((s) => /^<0x[0-9A-F]{2}>$/.test(s)) && strings.some((s) => s.startsWith("\u0120")));
+  assert.deepEqual(mismatches(cases), []);
+});
+
 test(`${COUNT} random Unicode strings hash as in Python, as words and as atoms (seed ${SEED})`, () => {
   assert.equal(reference.strings.length, strings.length);
   const cases = [];
@@ -83,5 +96,16 @@ test(`${COUNT} random Unicode strings hash as in Python, as words and as atoms (
   });
   assert.ok(strings.some((s) => /[\ud800-\udfff]/u.test(s)), "the sample holds lone surrogates");
   assert.ok(strings.some((s) => /[\u{10000}-\u{10ffff}]/u.test(s)), "the sample holds astral characters");
+  assert.deepEqual(mismatches(cases), []);
+});
+
+test(`the same strings hash as in Python in every token format (seed ${SEED})`, () => {
+  const cases = [];
+  for (const [tokenFormat, ids] of Object.entries(reference.formats)) {
+    ids.forEach((py, i) => cases.push({ label: `${tokenFormat} ${JSON.stringify(strings[i])}`, py,
+      js: tokenNgramIds(strings[i], { tokenFormat }) }));
+  }
+  assert.deepEqual(Object.keys(reference.formats).sort(), ["byte_level", "metaspace", "plain", "wordpiece"]);
+  assert.ok(strings.some((s) => /^<0x[0-9A-F]{2}>$/.test(s)) && strings.some((s) => s.startsWith("\u0120")));
   assert.deepEqual(mismatches(cases), []);
 });

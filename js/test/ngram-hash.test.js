@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { HASH_SCHEME, codePointBytes, hashId, tokenNgramIds } from "../src/ngram-hash.js";
+import { HASH_SCHEME, TOKEN_FORMATS, codePointBytes, hashId, tokenNgramIds, utf8Symbols } from "../src/ngram-hash.js";
 
 const golden = JSON.parse(readFileSync(new URL("../../tests/golden/ngram_hash_v1.json", import.meta.url), "utf8"));
 const params = {
@@ -60,4 +60,29 @@ test("bad input is a clear error", () => {
   assert.throws(() => tokenNgramIds("run", { ngramMinN: 0 }), /1 <= ngramMinN <= ngramMaxN/);
   assert.throws(() => tokenNgramIds("run", { ngramMinN: 3, ngramMaxN: 2 }), /1 <= ngramMinN <= ngramMaxN/);
   assert.throws(() => tokenNgramIds("run", { maxNgramsPerToken: 129 }), /maxNgramsPerToken <= 128/);
+});
+
+const formats = JSON.parse(readFileSync(new URL("../../tests/golden/ngram_token_formats.json", import.meta.url), "utf8"));
+
+test("every token format of the spec matches its golden vectors (tests/golden/ngram_token_formats.json)", () => {
+  assert.equal(formats.hash_scheme, HASH_SCHEME);
+  const options = { ngramMinN: formats.params.ngram_min_n, ngramMaxN: formats.params.ngram_max_n,
+    maxNgramsPerToken: formats.params.max_ngrams_per_token };
+  const seen = new Set();
+  for (const { token_format: tokenFormat, token, ngram_ids: ids } of formats.tokens) {
+    assert.deepEqual(tokenNgramIds(token, { tokenFormat, ...options }), ids, `${tokenFormat} ${JSON.stringify(token)}`);
+    seen.add(tokenFormat);
+  }
+  assert.deepEqual([...seen].sort(), TOKEN_FORMATS.filter((f) => f !== "wordpiece").sort()); // wordpiece: ngram_hash_v1.json
+});
+
+test("byte-level pieces: partial UTF-8 characters are tagged raw bytes, and the raw byte 0xFF is not the word start", () => {
+  assert.deepEqual(utf8Symbols([0xe2, 0x82, 0xac]), [[0xe2, 0x82, 0xac]]);
+  assert.deepEqual(utf8Symbols([0xe2, 0x82]), [[0xfd, 0xe2], [0xfd, 0x82]]);
+  assert.deepEqual(utf8Symbols([0xed, 0xa0, 0x80]), [[0xfd, 0xed], [0xfd, 0xa0], [0xfd, 0x80]]); // a surrogate
+  assert.deepEqual(utf8Symbols([0xc0, 0xaf]), [[0xfd, 0xc0], [0xfd, 0xaf]]); // an overlong form
+  assert.notDeepEqual(tokenNgramIds("ÿ", { tokenFormat: "byte_level" }), tokenNgramIds("Ġ", { tokenFormat: "byte_level" }));
+  assert.deepEqual(tokenNgramIds("Ġrun", { tokenFormat: "byte_level" }), tokenNgramIds("run"));
+  assert.deepEqual(tokenNgramIds("▁run", { tokenFormat: "metaspace" }), tokenNgramIds("run"));
+  assert.throws(() => tokenNgramIds("run", { tokenFormat: "bpe" }), /tokenFormat must be one of/);
 });
