@@ -198,3 +198,26 @@ def test_a_base_folder_is_wrapped_by_from_pretrained(base_tokenizers, tmp_path):
     tokenizer = EELBertTokenizer.from_pretrained(tmp_path, ngram_max_n=4)
     assert tokenizer.token_format == "metaspace" and tokenizer.ngram_max_n == 4
     assert tokenizer(TEXTS)["input_ids"] == base_tokenizers["unigram"](TEXTS)["input_ids"]
+
+
+HUB_NAME_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from eelbert_hf import EELBertTokenizer
+    tokenizer = EELBertTokenizer.from_base(sys.argv[1])
+    print(json.dumps({"format": tokenizer.token_format, "name": tokenizer.name_or_path, **tokenizer(json.loads(sys.argv[2]))}))
+""")
+
+
+def test_a_hub_name_of_a_base_tokenizer_is_wrapped_from_the_offline_cache(base_tokenizers, tmp_path):
+    """`from_base("org/name")` as after a download: the base's files laid out as huggingface_hub's cache, offline."""
+    from test_hub import hub_cache
+
+    base_tokenizers["bpe"].save_pretrained(tmp_path / "base")
+    hub_cache(tmp_path / "base", tmp_path / "hf_home", repo="org/bpe-base")
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", HUB_NAME_SCRIPT, "org/bpe-base", json.dumps(TEXTS)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (remote.pop("format"), remote.pop("name")) == ("byte_level", "org/bpe-base")
+    assert remote == dict(EELBertTokenizer.from_base(base_tokenizers["bpe"])(TEXTS))

@@ -64,13 +64,14 @@ def _read_json(name, filename, hub) -> dict:
 
 
 def _load_base(name: str, hub: dict):
-    """The tokenizer in a folder or Hub repo, by its own class; tokenizer.json read whole where that class is ours
-    or unknown, a lone vocab.txt read as BERT's WordPiece vocabulary."""
+    """The tokenizer in a folder or Hub repo, by its own class; tokenizer.json read whole where that class is ours,
+    the generic one or unknown, a lone vocab.txt read as BERT's WordPiece vocabulary."""
     def has(filename):
         return cached_file(name, filename, _raise_exceptions_for_missing_entries=False,
                            _raise_exceptions_for_connection_errors=False, **hub) is not None
 
-    own_class = _read_json(name, "tokenizer_config.json", hub).get("tokenizer_class") not in (None, "EELBertTokenizer")
+    generic = (None, "EELBertTokenizer", "TokenizersBackend", "PreTrainedTokenizerFast")
+    own_class = _read_json(name, "tokenizer_config.json", hub).get("tokenizer_class") not in generic
     if has("tokenizer.json"):
         return (AutoTokenizer if own_class else TokenizersBackend).from_pretrained(name, **hub)
     if has("vocab.txt") and not own_class:
