@@ -302,3 +302,28 @@ def test_save_with_push_to_hub_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match=r"push_to_hub\(repo_id\)"):
         EELBertTokenizer.from_bundled_vocab().save_pretrained(tmp_path / "out", push_to_hub=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_codebook_round_trip_without_the_package(tmp_path):
+    """The n-gram codebook (config fields, two tensors) travels in the Hub files: remote code computes what the
+    package computes."""
+    folder = tmp_path / "codebook"
+    torch.manual_seed(0)
+    model = EELBertForSequenceClassification(EELBertConfig.from_preset(
+        "uno", num_labels=2, ngram_codebook_buckets=256, ngram_codebook_dim=4)).eval()
+    with torch.no_grad():
+        model.bert.embeddings.ngram_embeddings.codebook_map.normal_()  # non-zero: the codebook counts
+    model.save_pretrained(folder)
+    EELBertTokenizer.from_bundled_vocab().save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text())["ngram_codebook_buckets"] == 256
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    remote = run_remote(folder, env)
+    ngram_ids, outputs = in_process_outputs(folder)
+    assert remote["ngram_ids"] == ngram_ids
+    for name in AUTO_CLASSES:
+        torch.testing.assert_close(torch.tensor(remote["outputs"][name]), torch.tensor(outputs[name]),
+                                   atol=1e-5, rtol=0)
+    with torch.no_grad():
+        expected = model(**AutoTokenizer.from_pretrained(folder)(SENTENCES, padding=True, return_tensors="pt")).logits
+    torch.testing.assert_close(torch.tensor(outputs["AutoModelForSequenceClassification"]), expected)

@@ -40,6 +40,12 @@ def test_presets():
     (dict(ngram_weight_buckets=-1), "ngram_weight_buckets"),
     (dict(ngram_weight_buckets=2**31 - 1), "ngram_weight_buckets"),  # one more than there are n-gram ids
     (dict(ngram_weight_buckets=64.0), "ngram_weight_buckets"),
+    (dict(ngram_codebook_buckets=-1), "ngram_codebook_buckets"),
+    (dict(ngram_codebook_buckets=2**31 - 1), "ngram_codebook_buckets"),
+    (dict(ngram_codebook_buckets=64.0), "ngram_codebook_buckets"),
+    (dict(ngram_codebook_buckets=64, embedding_type="table"), "ngram_codebook_buckets"),
+    (dict(ngram_codebook_dim=0), "ngram_codebook_dim"),
+    (dict(ngram_codebook_dim="8"), "ngram_codebook_dim"),
 ])
 def test_invalid_config_raises(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -94,6 +100,46 @@ def test_ngram_gates_start_neutral_and_learn(tokenizer, batch):
     changed = gated(**batch).logits
     assert not torch.equal(changed, plain(**batch).logits)
     assert torch.equal(changed, gated(**batch).logits)  # the cache follows the gates' new values
+
+
+def test_codebook_starts_as_the_spec_and_learns(tokenizer, batch):
+    """A codebook model computes the plain model's outputs until its map moves; then the cached fast path follows."""
+    torch.manual_seed(0)
+    coded = EELBertForSequenceClassification(small_config(num_labels=2, ngram_codebook_buckets=64,
+                                                          ngram_codebook_dim=4)).eval()
+    plain = EELBertForSequenceClassification(small_config(num_labels=2)).eval()
+    missing, unexpected = plain.load_state_dict(coded.state_dict(), strict=False)
+    assert not missing and sorted(unexpected) == ["bert.embeddings.ngram_embeddings.codebook",
+                                                  "bert.embeddings.ngram_embeddings.codebook_map"]
+    module = coded.bert.embeddings.ngram_embeddings
+    assert module.codebook.shape == (64, 4) and module.codebook.std() > 0 and not module.codebook_map.any()
+    assert torch.equal(coded(**batch).logits, plain(**batch).logits)  # the map at zero: the spec's embedding
+    coded.train()
+    coded(**batch, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert module.codebook_map.grad.abs().sum() > 0
+    coded.eval()
+    with torch.no_grad():
+        module.codebook_map.normal_()
+    changed = coded(**batch).logits
+    assert not torch.allclose(changed, plain(**batch).logits)
+    assert torch.equal(changed, coded(**batch).logits)  # the stored embeddings follow the map's new values
+    # the mean of the n-grams' rows (id mod 64) through the map, added to the spec's embedding
+    ids = batch["ngram_ids"][0, 1]
+    kept = ids[ids != 0]
+    expected = plain.bert.embeddings.ngram_embeddings.reference(ids[None])[0] + \
+        module.codebook[kept % 64].mean(0) @ module.codebook_map
+    torch.testing.assert_close(module.reference(ids[None])[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_codebook_compiled_path_matches_eager():
+    """The gather + index_add path (torch.compile, ONNX export) sums what embedding_bag sums."""
+    module = DynamicNgramEmbeddings(small_config(ngram_codebook_buckets=16, ngram_codebook_dim=3))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        module.codebook.normal_(), module.codebook_map.normal_()
+    ids = torch.tensor([[[5, 21, 9, 0], [0, 0, 0, 0], [2**31 - 2, 1, 0, 0]]])
+    compiled = torch.compile(module.reference, backend="eager", fullgraph=True)
+    torch.testing.assert_close(compiled(ids), module.reference(ids), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("scale", [300.0, 7.5])

@@ -105,6 +105,19 @@ def test_masked_lm_matches_torch(tmp_path, tokenizer):
     assert onnx_export.parity(model, tokenizer, path, SENTENCES) <= 1e-4
 
 
+def test_codebook_model_matches_torch(tmp_path, tokenizer):
+    """The n-gram codebook is computed inside the graph (single and split export), so ONNX and the JS runtime that
+    runs these graphs carry it."""
+    model = gated_model(EELBertForSequenceClassification, num_labels=2, ngram_codebook_buckets=128,
+                        ngram_codebook_dim=4)
+    with torch.no_grad():
+        model.bert.embeddings.ngram_embeddings.codebook_map.normal_()  # non-zero: the codebook changes the logits
+    path = onnx_export.export_onnx(model, tokenizer, str(tmp_path / "codebook.onnx"))
+    assert onnx_export.parity(model, tokenizer, path, SENTENCES) <= 1e-4
+    tokens_path, model_path = onnx_export.export_split(model, tokenizer, str(tmp_path / "split"))
+    assert onnx_export.split_parity(model, tokenizer, tokens_path, model_path, SENTENCES) <= 1e-4
+
+
 def test_table_models_are_refused(tmp_path, tokenizer):
     model = EELBertForSequenceClassification(small_config(embedding_type="table"))
     with pytest.raises(ValueError, match="embedding_type='dynamic'"):

@@ -179,3 +179,19 @@ class EELBertCommonTest(modeling_common.ModelTesterMixin, unittest.TestCase):
     @unittest.skip("expects a changed vocab_size to mismatch the base model's embedding table, which EELBERT lacks")
     def test_load_with_mismatched_shapes(self):
         pass
+
+
+class EELBertCodebookModelTester(EELBertModelTester):
+    """The same small models with the learned n-gram codebook on (`ngram_codebook_buckets`)."""
+
+    def get_config(self):
+        config = super().get_config()
+        config.ngram_codebook_buckets, config.ngram_codebook_dim = 64, 4
+        config.check()
+        return config
+
+
+class EELBertCodebookCommonTest(EELBertCommonTest):
+    def setUp(self):
+        super().setUp()
+        self.model_tester = EELBertCodebookModelTester(self)

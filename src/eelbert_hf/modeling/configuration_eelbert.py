@@ -16,7 +16,7 @@ BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_
                    max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
                    classifier_dropout=None)
 EELBERT_FIELDS = dict(embedding_type="dynamic", **NGRAM_DEFAULTS, ngram_seed=0, ngram_weight_buckets=4096,
-                      ngram_gate_scale=300.0)
+                      ngram_gate_scale=300.0, ngram_codebook_buckets=0, ngram_codebook_dim=8)
 # Written into every saved config.json, so a folder loads through any of these Auto classes with remote code.
 AUTO_MAP = {"AutoConfig": "configuration_eelbert.EELBertConfig", **{
     f"AutoModel{head}": f"modeling_eelbert.EELBert{head or 'Model'}" for head in ("", "ForMaskedLM",
@@ -39,6 +39,10 @@ class EELBertConfig(PreTrainedConfig):
         ngram_weight_buckets (`int`, defaults to 4096): learned per-n-gram gates (n-gram id mod this); 0: none.
         ngram_gate_scale (`float`, defaults to 300.0): a gate `g` weighs its n-grams by `1 + ngram_gate_scale * g`,
             so the gates train this many times faster than the rest at one learning rate.
+        ngram_codebook_buckets (`int`, defaults to 0): learned n-gram codebook of this many rows (n-gram id mod this),
+            `ngram_codebook_dim` wide; a token adds the mean of its n-grams' rows times a learned
+            `ngram_codebook_dim x hidden_size` map that starts at zero. 0: none, the spec's embedding alone.
+        ngram_codebook_dim (`int`, defaults to 8): width of a codebook row.
     """
 
     model_type = "eelbert"
@@ -76,6 +80,11 @@ class EELBertConfig(PreTrainedConfig):
             ("ngram_weight_buckets", lambda v: is_int(v, 0, MAX_NGRAM_ID + 1),
              f"an integer in [0, {MAX_NGRAM_ID}] (0 turns the learned n-gram gates off)"),
             ("ngram_gate_scale", lambda v: type(v) in (int, float) and 0 < v < float("inf"), "a positive finite number"),
+            ("ngram_codebook_buckets", lambda v: is_int(v, 0, MAX_NGRAM_ID + 1),
+             f"an integer in [0, {MAX_NGRAM_ID}] (0 turns the n-gram codebook off)"),
+            ("ngram_codebook_dim", is_int, "a positive integer"),
+            ("ngram_codebook_buckets", lambda v: v == 0 or self.embedding_type not in TABLE_TYPES,
+             f"0 with embedding_type={self.embedding_type!r}, which reads no n-gram ids"),
             ("hidden_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("attention_probs_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("pad_token_id", lambda v: v is None or is_int(v, 0, self.vocab_size), f"in [0, vocab_size={self.vocab_size})"),

@@ -125,6 +125,9 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
             module.reset_constants()
             if module.weight_buckets:
                 init.zeros_(module.bucket_weights)  # gates start at weight 1.0: the plain n-gram mean
+            if module.codebook_buckets:  # rows like BERT's table; the map at zero: the sum starts as the spec's
+                init.normal_(module.codebook, std=self.config.initializer_range)
+                init.zeros_(module.codebook_map)
         elif isinstance(module, EELBertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1])[None])
 

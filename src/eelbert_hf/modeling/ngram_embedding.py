@@ -24,11 +24,17 @@ class DynamicNgramEmbeddings(nn.Module):
     ``1 + config.ngram_gate_scale * bucket_weights[id mod B]``, exactly 1.0 at their initial value 0 (the spec's
     embedding); fine-tuning turns single n-grams up or down, which frozen random vectors cannot.
 
+    Learned codebook (``config.ngram_codebook_buckets`` = C > 0): a token adds ``mean_i codebook[id_i mod C] @
+    codebook_map``, a (C, k) table and a (k, d) map. The map starts at zero, so the sum starts as the spec's
+    embedding; the codebook stores what a token's n-grams mean, which the fixed random vectors cannot. Its size
+    grows with C, not with the vocabulary.
+
     Fast path: with ``input_ids``, a lazily filled table indexed by token id holds the token's n-gram row and its
     embedding; a stored embedding is used only where the stored row equals the incoming one, all other rows go
-    through ``reference`` (the computation itself, also used while gates train, under ``torch.compile``, tracing
-    and ONNX export). The table is no parameter or buffer, holds at most ``cache_bytes`` (first come, first kept),
-    and starts afresh after ``.to()``/``.half()``, ``reset_constants()`` and whenever the gates' values change.
+    through ``reference`` (the computation itself, also used while gates or codebook train, under ``torch.compile``,
+    tracing and ONNX export). The table is no parameter or buffer, holds at most ``cache_bytes`` (first come, first
+    kept), and starts afresh after ``.to()``/``.half()``, ``reset_constants()`` and whenever the learned values
+    (gates, codebook) change.
     """
 
     cache_bytes = 16 * 2**20  # per module; 0 turns the table off
@@ -44,6 +50,10 @@ class DynamicNgramEmbeddings(nn.Module):
         if self.weight_buckets:
             self.gate_scale = float(config.ngram_gate_scale)  # Adam is scale-free: the gates learn this much faster
             self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
+        self.codebook_buckets = config.ngram_codebook_buckets
+        if self.codebook_buckets:  # initialised in EELBertPreTrainedModel._init_weights
+            self.codebook = nn.Parameter(torch.empty(self.codebook_buckets, config.ngram_codebook_dim))
+            self.codebook_map = nn.Parameter(torch.zeros(config.ngram_codebook_dim, self.hidden_size))
         self.reset_constants()
 
     def reset_constants(self):
@@ -56,7 +66,7 @@ class DynamicNgramEmbeddings(nn.Module):
 
     def clear_cache(self):
         self._slot = None  # (V,) token id -> its row in _rows / _embeddings; 0 = not stored
-        self._rows = self._embeddings = self._gates = None  # (N, K) n-gram rows, (N, d) embeddings, gate values
+        self._rows = self._embeddings = self._gates = None  # (N, K) n-gram rows, (N, d) embeddings, learned values
         self._used = 1  # row 0: the slot of every token not stored (all -1s, so no valid row equals it)
 
     def _apply(self, fn, recurse=True):
@@ -88,21 +98,30 @@ class DynamicNgramEmbeddings(nn.Module):
             sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d); exact when unweighted
         counts = filled.sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
+        if self.codebook_buckets:  # + the mean of the n-grams' codebook rows, mapped to d
+            if compiling:  # (N, k) rows of the non-empty slots, summed per token as above
+                rows_k = self.codebook.index_select(0, flat[rows, slots] % self.codebook_buckets)
+                codes = rows_k.new_zeros(flat.shape[0], rows_k.shape[1]).index_add_(0, rows, rows_k)
+            else:  # empty slots weigh 0: (T, K) -> (T, k)
+                codes = nn.functional.embedding_bag(flat % self.codebook_buckets, self.codebook, mode="sum",
+                                                    per_sample_weights=filled.to(self.codebook.dtype))
+            embeddings = embeddings + (codes / counts.to(codes.dtype)) @ self.codebook_map  # (T, k) @ (k, d)
         return embeddings.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
     def forward(self, ngram_ids: torch.Tensor, input_ids: torch.Tensor | None = None) -> torch.Tensor:
         """``reference(ngram_ids)``, read from the table where a token's stored row matches (``EELBertEmbeddings``
         checks that the ids lie in [0, MAX_NGRAM_ID]). A token id only says where to look, since a hit is verified
         by its row, so ids the vocabulary doesn't have are clamped into it."""
-        gates_learn = self.weight_buckets and torch.is_grad_enabled() and self.bucket_weights.requires_grad
-        if (input_ids is None or gates_learn or self.cache_bytes <= 8 * self.vocab_size  # no room beyond the slots
+        learned = self.learned_tensors()
+        learning = torch.is_grad_enabled() and any(p.requires_grad for p in learned)
+        if (input_ids is None or learning or self.cache_bytes <= 8 * self.vocab_size  # no room beyond the slots
                 or torch.compiler.is_compiling() or torch.jit.is_tracing()):
             return self.reference(ngram_ids)
         flat, ids = ngram_ids.reshape(-1, ngram_ids.shape[-1]), input_ids.reshape(-1).clamp(0, self.vocab_size - 1)
-        gates = self.bucket_weights.detach() if self.weight_buckets else None
+        gates = [p.detach() for p in learned]
         with self._lock:
             if (self._slot is None or self._slot.device != flat.device or self._rows.shape[1] != flat.shape[1]
-                    or (gates is not None and not torch.equal(gates, self._gates))):  # compared by value: fused
+                    or not all(map(torch.equal, gates, self._gates))):  # compared by value: fused
                 self._start_table(flat.device, flat.shape[1], gates)  # optimizers don't bump the version counter
             slot = self._slot.index_select(0, ids)  # (T,)
             stored, out = self._rows.index_select(0, slot), self._embeddings.index_select(0, slot)  # (T, K), (T, d)
@@ -112,6 +131,11 @@ class DynamicNgramEmbeddings(nn.Module):
                 self._store(ids[miss], flat[miss], computed)
         return out.view(*ngram_ids.shape[:-1], self.hidden_size)  # (T, d) -> (..., d)
 
+    def learned_tensors(self) -> list:
+        """The parameters an embedding depends on: the gates and the codebook, where the config has them."""
+        return ([self.bucket_weights] if self.weight_buckets else []) + (
+            [self.codebook, self.codebook_map] if self.codebook_buckets else [])
+
     def _start_table(self, device, width, gates):
         self.clear_cache()
         self._budget = max((self.cache_bytes - 8 * self.vocab_size) // (8 * width + 4 * self.hidden_size), 1)  # rows
@@ -119,9 +143,11 @@ class DynamicNgramEmbeddings(nn.Module):
         # The whole budget at once, uninitialised: on CPU its pages take memory only once rows are written.
         self._rows = torch.empty(self._budget, width, dtype=torch.int64, device=device)
         self._rows[0] = -1  # the row of every token not stored: no valid row equals it
-        dtype = torch.float32 if gates is None else torch.promote_types(torch.float32, gates.dtype)  # reference's
+        dtype = torch.float32
+        for tensor in gates:  # reference's dtype
+            dtype = torch.promote_types(dtype, tensor.dtype)
         self._embeddings = torch.empty(self._budget, self.hidden_size, dtype=dtype, device=device)
-        self._gates = None if gates is None else gates.clone()
+        self._gates = [tensor.clone() for tensor in gates]
 
     def _store(self, ids, rows, embeddings):
         """Store one row of each token id not stored yet, while the budget lasts (stored ones stay)."""
