@@ -50,7 +50,7 @@ class DynamicNgramEmbeddings(nn.Module):
         if self.weight_buckets:
             self.gate_scale = float(config.ngram_gate_scale)  # Adam is scale-free: the gates learn this much faster
             self.bucket_weights = nn.Parameter(torch.zeros(self.weight_buckets))
-        self.codebook_buckets = config.ngram_codebook_buckets
+        self.codebook_buckets = getattr(config, "ngram_codebook_buckets", 0)  # configs written before it: none
         if self.codebook_buckets:  # initialised in EELBertPreTrainedModel._init_weights
             self.codebook = nn.Parameter(torch.empty(self.codebook_buckets, config.ngram_codebook_dim))
             self.codebook_map = nn.Parameter(torch.zeros(config.ngram_codebook_dim, self.hidden_size))
