@@ -141,3 +141,24 @@ def test_a_folder_that_is_not_an_export_is_a_one_line_error(export, tmp_path):
     for bad in ([], [1, 2], None):
         with pytest.raises(ValueError, match="non-empty list of strings"):
             classifier(bad)
+
+
+def test_a_byte_level_bpe_classifier_exports_and_runs_as_in_torch(base_tokenizers, tmp_path):
+    """Any tokenizer family exports: the folder carries the base's tokenizer.json in the model's token format, and the
+    runtime's logits equal torch's on texts in several scripts."""
+    from eelbert_hf import EELBertTokenizer
+
+    tokenizer = EELBertTokenizer.from_base(base_tokenizers["bpe"])
+    torch.manual_seed(0)
+    config = small_config(num_labels=3, vocab_size=len(tokenizer), token_format="byte_level")
+    model = EELBertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 1.0)
+    model.save_pretrained(tmp_path / "checkpoint")
+    tokenizer.save_pretrained(tmp_path / "checkpoint")
+    onnx_export.export_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path / "export"))
+    texts = ["Здравствуй, мир", "你好，世界", "a gripping film 😀", "नमस्ते"]
+    logits = eelbert_hf.load_onnx_classifier(str(tmp_path / "export"), dtype="fp32")(texts)
+    assert np.abs(logits - torch_logits(model, tokenizer, texts)).max() <= 1e-5
+    with open(tmp_path / "export" / "config.json", encoding="utf-8") as f:
+        assert json.load(f)["token_format"] == "byte_level"

@@ -15,7 +15,10 @@ import os
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 from torch import nn
+
+from ..tokenization.tokenization_eelbert import token_format_of
 
 ONNX_INPUTS = ("input_ids", "ngram_ids", "attention_mask", "token_type_ids")
 # the two graphs of the same model for runtimes that reuse token embeddings across calls
@@ -26,7 +29,8 @@ SINGLE_GRAPH_FILES = {"fp32": "model.onnx", "int8": "model_quantized.onnx"}
 # beside onnx/, what a runtime without Python (js/, examples/browser/) reads: the transformers.js folder layout
 RUNTIME_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
 # the config.json fields that define the n-gram ids (embedding_type "random_hash" means one atom per token)
-RUNTIME_CONFIG_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token", "embedding_type")
+RUNTIME_CONFIG_FIELDS = ("hash_scheme", "ngram_min_n", "ngram_max_n", "max_ngrams_per_token", "token_format",
+                         "embedding_type")
 PARITY_TEXTS = ["The runner kept running, and everyone cheered!", "a dull, lifeless film", "short"]
 
 
@@ -193,8 +197,8 @@ def _strip_debug_info(model) -> None:
 
 def save_runtime_files(model, tokenizer, output_dir: str) -> list[str]:
     """Write what a runtime without Python needs beside ``onnx/`` (RUNTIME_FILES) where missing, then check it:
-    config.json carries the n-gram fields of `model`, tokenizer.json holds the WordPiece pipeline (which
-    tokenizers.js reads) and flags as special exactly the tokenizer's special tokens (the JS hash makes those
+    config.json carries the n-gram fields of `model`, tokenizer.json holds the base tokenizer (which
+    tokenizers.js reads) in the model's token format and flags as special exactly the tokenizer's special tokens (the JS hash makes those
     atoms). An `eelbert export` folder already holds all three; returns their names."""
     os.makedirs(output_dir, exist_ok=True)
     config_path = os.path.join(output_dir, "config.json")
@@ -214,8 +218,10 @@ def save_runtime_files(model, tokenizer, output_dir: str) -> list[str]:
                              "export into an empty folder or the folder of this model")
     with open(tokenizer_path, encoding="utf-8") as f:
         backend = json.load(f)
-    if backend.get("model", {}).get("type") != "WordPiece":
-        raise ValueError(f"{tokenizer_path} holds a {backend.get('model', {}).get('type')} model, not WordPiece")
+    found = token_format_of(Tokenizer.from_file(tokenizer_path))
+    if found != model.config.token_format:  # the JS hash reads the symbols in the model's format
+        raise ValueError(f"{tokenizer_path} holds a vocabulary in the {found!r} token format, the model expects "
+                         f"{model.config.token_format!r}: export into an empty folder or the folder of this model")
     special = {token["content"] for token in backend.get("added_tokens", []) if token.get("special")}
     if special != set(tokenizer.all_special_tokens):
         raise ValueError(f"{tokenizer_path} flags {sorted(special)} as special, the tokenizer "
