@@ -62,6 +62,27 @@ def test_float32_logits_equal_torch_and_int8_equal_the_single_graph(export, toke
     assert int8.labels == [model.config.id2label[i] for i in range(3)]
 
 
+def test_the_runtime_encodes_texts_as_the_tokenizer_does(export, tokenizer):
+    """The classifier calls the base's Rust tokenizer directly (its own copy, set once to cut at 128 and pad to the
+    longest): the same ids and masks as ``tokenizer(texts, padding=True, truncation=True, max_length=128)``, for
+    batches, single texts, texts past 128 tokens, lone surrogates and special tokens typed in the text; the
+    tokenizer's own padding settings are left as they were."""
+    _, folder = export
+    classifier = eelbert_hf.load_onnx_classifier(folder)
+    backend = classifier.tokenizer.backend_tokenizer
+    settings = (backend.padding, backend.truncation)
+    odd = ["a \ud83d lone surrogate", "[CLS] typed [SEP] markers [PAD]", "  spaces  \t\n", "ÀÉÎ café naïve"]
+    for batch in (TEXTS, TEXTS[:1], [LONG], [""], odd, [LONG, "short"]):
+        input_ids, masks = classifier.encode(batch)
+        want = tokenizer(batch, padding=True, truncation=True, max_length=128, return_tensors="np")
+        assert input_ids.dtype == np.int64 and np.array_equal(input_ids, want["input_ids"])
+        for name in ("attention_mask", "token_type_ids"):
+            assert masks[name].dtype == np.int64 and np.array_equal(masks[name], want[name])
+    assert (backend.padding, backend.truncation) == settings  # the copy holds the classifier's settings
+    with pytest.raises(TypeError, match="texts\\[1\\] is of type int"):
+        classifier.encode(["fine", 3])
+
+
 def test_cache_stores_each_token_once_and_stays_within_its_bound(export, tokenizer):
     _, folder = export
     classifier = eelbert_hf.load_onnx_classifier(folder)

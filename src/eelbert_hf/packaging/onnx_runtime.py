@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from ..tokenization.tokenization_eelbert import _clean_text
 from . import onnx_export
 
 CACHE_BYTES = 16 * 2**20  # as DynamicNgramEmbeddings.cache_bytes: the whole 30,522-token vocabulary at d=128 fits
@@ -48,6 +49,7 @@ class OnnxClassifier:
             self.tokenizer = EELBertTokenizer.from_pretrained(folder)
         except (OSError, ValueError) as error:
             raise ValueError(f"{folder}: no EELBERT tokenizer loads from it ({str(error).splitlines()[0]})") from None
+        self._encoder = _batch_encoder(self.tokenizer, max_length)
         hidden, vocab = int(self.config["hidden_size"]), len(self.tokenizer)
         # slot[token id] = its row in `embeddings`, 0 = not stored (row 0 is never written)
         self.budget = max((cache_bytes - 4 * vocab) // (4 * hidden), 1) if self.cached else 0
@@ -68,13 +70,20 @@ class OnnxClassifier:
             texts = [texts]
         if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
             raise ValueError("pass a non-empty list of strings")
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                                 return_tensors="np", return_ngram_ids=not self.cached)
-        masks = {name: encoded[name].astype(np.int64, copy=False) for name in ("attention_mask", "token_type_ids")}
+        input_ids, masks = self.encode(texts)
         if not self.cached:
-            return self.session.run(None, {**masks, "input_ids": encoded["input_ids"].astype(np.int64, copy=False),
-                                           "ngram_ids": encoded["ngram_ids"]})[0]
-        return self.session.run(None, {"token_embeddings": self.token_embeddings(encoded["input_ids"]), **masks})[0]
+            return self.session.run(None, {**masks, "input_ids": input_ids,
+                                           "ngram_ids": self.tokenizer.ngram_ids_for(input_ids)})[0]
+        return self.session.run(None, {"token_embeddings": self.token_embeddings(input_ids), **masks})[0]
+
+    def encode(self, texts) -> tuple:
+        """Texts -> (input_ids, {"attention_mask", "token_type_ids"}), int64 (B, S): what
+        ``tokenizer(texts, padding=True, truncation=True, max_length=128)`` returns, from the base tokenizer's own
+        batch encoder (transformers' argument handling costs more than the Rust tokenizer itself on one text)."""
+        encodings = self._encoder.encode_batch(_clean_text(list(texts), "texts"))
+        columns = [[getattr(e, field) for e in encodings] for field in ("ids", "attention_mask", "type_ids")]
+        input_ids, attention_mask, token_type_ids = (np.array(c, dtype=np.int64) for c in columns)
+        return input_ids, {"attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
     def token_embeddings(self, input_ids: np.ndarray) -> np.ndarray:
         """Token ids (B, S) -> their embeddings (B, S, d): stored ones read, the others computed (and stored while
@@ -95,6 +104,18 @@ class OnnxClassifier:
             if unstored.any():
                 out[unstored] = computed[np.searchsorted(missing, input_ids[unstored])]
             return out
+
+
+def _batch_encoder(tokenizer, max_length: int):
+    """A copy of `tokenizer`'s Rust tokenizer set to cut at `max_length` and pad to the longest, as transformers sets
+    its own for ``padding=True, truncation=True`` (a copy: the tokenizer's own settings change with each call)."""
+    from tokenizers import Tokenizer
+
+    encoder = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    encoder.enable_truncation(max_length, stride=0, strategy="longest_first", direction=tokenizer.truncation_side)
+    encoder.enable_padding(direction=tokenizer.padding_side, pad_id=tokenizer.pad_token_id,
+                           pad_type_id=tokenizer.pad_token_type_id, pad_token=tokenizer.pad_token)
+    return encoder
 
 
 def _read_config(folder: str) -> dict:
