@@ -79,8 +79,10 @@ def test_every_path_users_take_has_a_row():
         patch.setattr(bench, "time", SimpleNamespace(perf_counter=clock.perf_counter))
         rows = all_rows(texts, batch_sizes=(3,), repeats=1, parts=("feature-extraction", "classify-file", "onnx"))
     assert [r["what"] for r in rows] == ["pipeline feature-extraction", "classify --file, process start to last label",
-                                         "onnxruntime int8, single graph", "onnxruntime int8, cached token embeddings"]
-    assert "note" not in rows[2] and "tokens" in rows[3]["note"]  # the cache's size, as the command prints it
+                                         "onnxruntime int8, single graph", "onnxruntime int8, cached token embeddings",
+                                         "onnxruntime int8, cached token embeddings, BERT also through its Rust "
+                                         "tokenizer directly"]
+    assert "note" not in rows[2] and "tokens" in rows[3]["note"] and "tokens" in rows[4]["note"]  # the cache's size, as the command prints it
     assert clock.reads == len(rows) * 2 * 2  # each row timed one run of each side, start and end
     for row in rows:
         assert (row["eelbert_texts_per_s"], row["bert_texts_per_s"], row["ratio"]) == (6 / 2.0, 6 / 3.0, 1.5)
