@@ -315,8 +315,14 @@ def report(results):
     for run in results["runs"].values():
         groups.setdefault(run["student"], []).append(run)
     base = groups.get("uno", [None])[0]
+    base_acc = statistics.mean(100 * r["accuracy"] for r in groups["uno"]) if base else None
     lines += ["", "| student | parameters | + over UNO | float32 | int8 | RT validation (float32) | per seed | "
-              "int8 weights | agrees with teacher: transfer / validation | s a run |", "|---|" + "---|" * 9]
+              "points over UNO per 100 kB (float32) | int8 weights | agrees with teacher: transfer / validation | "
+              "s a run |", "|---|" + "---|" * 10]
+    def per_100k(accuracy, size):
+        extra = size - base["fp32_bytes"] if base else 0
+        return f"{(accuracy - base_acc) / (extra / 1e5):+.2f}" if extra > 0 else ""
+
     for name in STUDENTS:
         runs = groups.get(name)
         if not runs:
@@ -328,7 +334,8 @@ def report(results):
         lines.append(
             f"| {name} | {runs[0]['parameters']:,} | {plus:+,} | {runs[0]['fp32_bytes'] / 1e6:.2f} MB | "
             f"{runs[0]['int8_bytes'] / 1e6:.2f} MB | **{statistics.mean(acc):.1f}{sd}** | "
-            f"{', '.join(f'{a:.1f}' for a in acc)} | {100 * statistics.mean(r['int8_accuracy'] for r in runs):.1f} | "
+            f"{', '.join(f'{a:.1f}' for a in acc)} | {per_100k(statistics.mean(acc), runs[0]['fp32_bytes'])} | "
+            f"{100 * statistics.mean(r['int8_accuracy'] for r in runs):.1f} | "
             f"{100 * statistics.mean(r['agreement_transfer'] for r in runs):.1f} / {100 * agree_v:.1f} % | "
             f"{statistics.mean(r['train_s'] for r in runs):.0f} |")
     return "\n".join(lines)
