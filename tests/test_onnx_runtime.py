@@ -83,6 +83,10 @@ def test_the_runtime_encodes_texts_as_the_tokenizer_does(export, tokenizer):
         classifier.encode(["fine", 3])
 
 
+def first_shape(tokenizer):
+    return tokenizer(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="np")["input_ids"].shape
+
+
 def test_cache_stores_each_token_once_and_stays_within_its_bound(export, tokenizer):
     _, folder = export
     classifier = eelbert_hf.load_onnx_classifier(folder)
@@ -94,8 +98,12 @@ def test_cache_stores_each_token_once_and_stays_within_its_bound(export, tokeniz
     ids = {i for row in tokenizer(TEXTS, padding=True, truncation=True, max_length=128)["input_ids"] for i in row}
     assert classifier.cache_info()["tokens"] == len(ids)
     assert len(runs) == 1 and sorted(runs[0]["ngram_ids"].tolist()) == sorted(tokenizer.ngram_ids_for(sorted(ids)).tolist())
+    gathered, real_rows_run = [], classifier.rows_session.run
+    classifier.rows_session = type("Counted", (), {"run": lambda self, *a, **k: gathered.append(a[1]) or real_rows_run(*a, **k)})()
     assert np.array_equal(classifier(TEXTS), first) and np.array_equal(first, reference(TEXTS))
     assert len(runs) == 1  # every token stored: the token-embedding graph did not run again
+    assert len(gathered) == 1 and gathered[0]["token_table"] is classifier._embeddings  # the table, not a copy
+    assert gathered[0]["token_rows"].dtype == np.int32 and gathered[0]["token_rows"].shape == first_shape(tokenizer)
     info = classifier.cache_info()
     assert info["bytes"] <= info["max_bytes"] <= eelbert_hf.packaging.onnx_runtime.CACHE_BYTES
     # a bound with room for 5 tokens: 5 stored, the others computed on each call, the logits unchanged
@@ -103,6 +111,7 @@ def test_cache_stores_each_token_once_and_stays_within_its_bound(export, tokeniz
     small = eelbert_hf.load_onnx_classifier(folder, cache_bytes=4 * vocab + 4 * hidden * 6)
     for _ in range(2):
         assert np.array_equal(small(TEXTS), first)
+        assert np.array_equal(small([""]), reference([""]))  # [CLS] [SEP], both stored: the rows graph, same logits
     assert small.cache_info()["tokens"] == 5
     assert small.cache_info()["bytes"] == small.cache_info()["max_bytes"] == 4 * vocab + 4 * hidden * 6
 

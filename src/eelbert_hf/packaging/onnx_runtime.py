@@ -2,7 +2,9 @@
 
 The folder is what ``eelbert export MODEL DIR --onnx [--quantize]`` writes. The classifier runs the export's two
 graphs (``onnx_export.export_split``): ``token_embeddings.onnx`` only for token ids whose embedding it has not
-stored yet, then ``model_from_embeddings[_quantized].onnx`` on the stored embeddings. A token's embedding is a
+stored yet, then ``model_from_embeddings[_quantized].onnx`` on the stored embeddings (when every token of a call is
+stored, that graph with a ``Gather`` in front, fed the table and the tokens' rows: ``_reading_rows``). A token's
+embedding is a
 function of its id alone (the tokenizer's n-gram row of that id), so stored values are exact; the table is bounded
 in memory like the PyTorch model's (``cache_bytes``, first come, first kept) and filled under a lock, so threads may
 share one classifier. ``cache_bytes=0`` runs the single graph (``model[_quantized].onnx``) on every call instead.
@@ -41,9 +43,10 @@ class OnnxClassifier:
             self.token_session, self.session = (_session(path, threads) for path in paths)
             _check_inputs(self.token_session, paths[0], ("ngram_ids",))
             _check_inputs(self.session, paths[1], onnx_export.FROM_EMBEDDINGS_INPUTS)
+            self.rows_session = _session(paths[1], threads, _reading_rows)
         else:
             path = os.path.join(onnx_dir, onnx_export.SINGLE_GRAPH_FILES[dtype])
-            self.token_session, self.session = None, _session(path, threads)
+            self.token_session, self.session, self.rows_session = None, _session(path, threads), None
             _check_inputs(self.session, path, onnx_export.ONNX_INPUTS)
         try:
             self.tokenizer = EELBertTokenizer.from_pretrained(folder)
@@ -74,6 +77,12 @@ class OnnxClassifier:
         if not self.cached:
             return self.session.run(None, {**masks, "input_ids": input_ids,
                                            "ngram_ids": self.tokenizer.ngram_ids_for(input_ids)})[0]
+        with self._lock:
+            rows = self._slot[input_ids]  # (B, S) int32
+            stored = np.count_nonzero(rows) == rows.size  # count_nonzero: no ufunc overhead
+            table = self._embeddings  # rows in use are written once, before their slot: safe to read unlocked
+        if stored:  # the graph gathers the rows itself: no (B, S, d) array is built per call
+            return self.rows_session.run(None, {"token_table": table, "token_rows": rows, **masks})[0]
         return self.session.run(None, {"token_embeddings": self.token_embeddings(input_ids), **masks})[0]
 
     def encode(self, texts) -> tuple:
@@ -118,6 +127,23 @@ def _batch_encoder(tokenizer, max_length: int):
     return encoder
 
 
+def _reading_rows(model):
+    """The model graph with its ``token_embeddings`` input replaced by ``Gather(token_table, token_rows)``: the stored
+    table (R, d) float32 and each token's row (B, S) int32. onnxruntime reads a contiguous numpy input in place, so
+    the table crosses into the runtime without a copy and the gather runs inside the graph, as BERT's does."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    (embeddings,) = [i for i in graph.input if i.name == "token_embeddings"]
+    hidden = embeddings.type.tensor_type.shape.dim[2]
+    graph.input.remove(embeddings)
+    graph.input.insert(0, helper.make_tensor_value_info("token_rows", TensorProto.INT32, ["batch", "sequence"]))
+    graph.input.insert(0, helper.make_tensor_value_info(
+        "token_table", TensorProto.FLOAT, ["rows", hidden.dim_value or hidden.dim_param or "hidden"]))
+    graph.node.insert(0, helper.make_node("Gather", ["token_table", "token_rows"], ["token_embeddings"], axis=0))
+    return model.SerializeToString()
+
+
 def _read_config(folder: str) -> dict:
     if not os.path.isdir(folder):
         raise ValueError(f"{folder!r} is not a folder: pass the folder `eelbert export MODEL DIR --onnx` wrote")
@@ -134,10 +160,14 @@ def _read_config(folder: str) -> dict:
     return config
 
 
-def _session(path: str, threads: int | None):
+def _session(path: str, threads: int | None, edit=None):
     if not os.path.isfile(path):
         raise ValueError(f"{path} is missing: export with `eelbert export MODEL DIR --onnx` (add --quantize for int8)")
     try:
+        if edit is not None:
+            import onnx
+
+            return onnx_export.onnx_session(edit(onnx.load(path)), threads)
         return onnx_export.onnx_session(path, threads)
     except ImportError:
         raise
