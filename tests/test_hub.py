@@ -304,18 +304,19 @@ def test_save_with_push_to_hub_is_refused_before_anything_is_written(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_codebook_round_trip_without_the_package(tmp_path):
-    """The n-gram codebook (config fields, two tensors) travels in the Hub files: remote code computes what the
-    package computes."""
+def test_codebook_and_mean_pooling_round_trip_without_the_package(tmp_path):
+    """The n-gram codebook (config fields, two tensors) and mean pooling travel in the Hub files: remote code
+    computes what the package computes."""
     folder = tmp_path / "codebook"
     torch.manual_seed(0)
     model = EELBertForSequenceClassification(EELBertConfig.from_preset(
-        "uno", num_labels=2, ngram_codebook_buckets=256, ngram_codebook_dim=4)).eval()
+        "uno", num_labels=2, ngram_codebook_buckets=256, ngram_codebook_dim=4, classifier_pooling="mean")).eval()
     with torch.no_grad():
         model.bert.embeddings.ngram_embeddings.codebook_map.normal_()  # non-zero: the codebook counts
     model.save_pretrained(folder)
     EELBertTokenizer.from_bundled_vocab().save_pretrained(folder)
-    assert json.loads((folder / "config.json").read_text())["ngram_codebook_buckets"] == 256
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["ngram_codebook_buckets"] == 256 and saved["classifier_pooling"] == "mean"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_MODULES_CACHE": str(tmp_path / "modules")}
     remote = run_remote(folder, env)

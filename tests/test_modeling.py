@@ -46,6 +46,8 @@ def test_presets():
     (dict(ngram_codebook_buckets=64, embedding_type="table"), "ngram_codebook_buckets"),
     (dict(ngram_codebook_dim=0), "ngram_codebook_dim"),
     (dict(ngram_codebook_dim="8"), "ngram_codebook_dim"),
+    (dict(classifier_pooling="max"), "classifier_pooling"),
+    (dict(classifier_pooling=None), "classifier_pooling"),
 ])
 def test_invalid_config_raises(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -129,6 +131,26 @@ def test_codebook_starts_as_the_spec_and_learns(tokenizer, batch):
     expected = plain.bert.embeddings.ngram_embeddings.reference(ids[None])[0] + \
         module.codebook[kept % 64].mean(0) @ module.codebook_map
     torch.testing.assert_close(module.reference(ids[None])[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mean_pooling_reads_the_kept_tokens_only(tokenizer, batch):
+    """classifier_pooling="mean": BERT's pooler layer over the mean of the unmasked tokens' final states, so a
+    padded batch gives each text the logits it gets alone; the weights are the "cls" model's, by name."""
+    torch.manual_seed(0)
+    mean = EELBertForSequenceClassification(small_config(num_labels=2, classifier_pooling="mean")).eval()
+    cls = EELBertForSequenceClassification(small_config(num_labels=2)).eval()
+    cls.load_state_dict(mean.state_dict())  # strict: the same parameters
+    with torch.no_grad():
+        hidden = mean.bert(**batch).last_hidden_state
+        keep = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = mean.bert.pooler.activation(mean.bert.pooler.dense((hidden * keep).sum(1) / keep.sum(1)))
+        torch.testing.assert_close(mean(**batch).logits, mean.classifier(pooled))
+        assert not torch.allclose(mean(**batch).logits, cls(**batch).logits)
+        lengths = batch["attention_mask"].sum(1)
+        assert lengths.min() < lengths.max()  # the batch is padded
+        for i, length in enumerate(lengths.tolist()):
+            alone = {k: v[i : i + 1, :length] for k, v in batch.items()}
+            torch.testing.assert_close(mean(**alone).logits[0], mean(**batch).logits[i], rtol=1e-5, atol=1e-6)
 
 
 def test_codebook_compiled_path_matches_eager():

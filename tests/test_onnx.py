@@ -105,11 +105,11 @@ def test_masked_lm_matches_torch(tmp_path, tokenizer):
     assert onnx_export.parity(model, tokenizer, path, SENTENCES) <= 1e-4
 
 
-def test_codebook_model_matches_torch(tmp_path, tokenizer):
-    """The n-gram codebook is computed inside the graph (single and split export), so ONNX and the JS runtime that
-    runs these graphs carry it."""
+def test_codebook_and_mean_pooling_model_matches_torch(tmp_path, tokenizer):
+    """The n-gram codebook and mean pooling are computed inside the graph (single and split export), so ONNX and
+    the JS runtime that runs these graphs carry them."""
     model = gated_model(EELBertForSequenceClassification, num_labels=2, ngram_codebook_buckets=128,
-                        ngram_codebook_dim=4)
+                        ngram_codebook_dim=4, classifier_pooling="mean")
     with torch.no_grad():
         model.bert.embeddings.ngram_embeddings.codebook_map.normal_()  # non-zero: the codebook changes the logits
     path = onnx_export.export_onnx(model, tokenizer, str(tmp_path / "codebook.onnx"))

@@ -423,6 +423,7 @@ def test_unknown_hash_scheme_fails_to_load_naming_both_versions(tmp_path, tokeni
     ("config.json", dict(ngram_codebook_buckets=-1), "ngram_codebook_buckets"),
     ("config.json", dict(ngram_codebook_dim=0), "ngram_codebook_dim"),
     ("config.json", dict(ngram_codebook_buckets=64, embedding_type="table"), "ngram_codebook_buckets"),
+    ("config.json", dict(classifier_pooling="max"), "classifier_pooling"),
     ("tokenizer_config.json", dict(ngram_min_n=0), "ngram_min_n"),
     ("tokenizer_config.json", dict(feature_type="bytes"), "feature_type"),
 ])

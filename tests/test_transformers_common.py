@@ -182,11 +182,13 @@ class EELBertCommonTest(modeling_common.ModelTesterMixin, unittest.TestCase):
 
 
 class EELBertCodebookModelTester(EELBertModelTester):
-    """The same small models with the learned n-gram codebook on (`ngram_codebook_buckets`)."""
+    """The same small models with the non-default options on: the learned n-gram codebook
+    (`ngram_codebook_buckets`) and mean pooling (`classifier_pooling="mean"`)."""
 
     def get_config(self):
         config = super().get_config()
         config.ngram_codebook_buckets, config.ngram_codebook_dim = 64, 4
+        config.classifier_pooling = "mean"
         config.check()
         return config
 

@@ -6,6 +6,7 @@ from .ngram_hashing import MAX_NGRAM_ID, NGRAM_DEFAULTS, NGRAM_FIELDS, check_ngr
 
 EMBEDDING_TYPES = ("dynamic", "table", "hash_init", "random_hash")  # see the class docstring
 TABLE_TYPES = ("table", "hash_init")
+POOLINGS = ("cls", "mean")
 # BERT's sizes (layers, hidden, heads; intermediate is 4 x hidden); "uno" is the paper's smallest, 1-layer model.
 PRESETS = {name: dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
            for name, (layers, hidden, heads) in dict(base=(12, 768, 12), mini=(4, 256, 4), tiny=(2, 128, 2),
@@ -14,7 +15,7 @@ PRESETS = {name: dict(num_hidden_layers=layers, hidden_size=hidden, num_attentio
 BERT_FIELDS = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                    intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
                    max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
-                   classifier_dropout=None)
+                   classifier_dropout=None, classifier_pooling="cls")
 EELBERT_FIELDS = dict(embedding_type="dynamic", **NGRAM_DEFAULTS, ngram_seed=0, ngram_weight_buckets=4096,
                       ngram_gate_scale=300.0, ngram_codebook_buckets=0, ngram_codebook_dim=8)
 # Written into every saved config.json, so a folder loads through any of these Auto classes with remote code.
@@ -43,6 +44,9 @@ class EELBertConfig(PreTrainedConfig):
             `ngram_codebook_dim` wide; a token adds the mean of its n-grams' rows times a learned
             `ngram_codebook_dim x hidden_size` map that starts at zero. 0: none, the spec's embedding alone.
         ngram_codebook_dim (`int`, defaults to 8): width of a codebook row.
+        classifier_pooling (`str`, defaults to `"cls"`): the vector a sequence classifier (and multiple choice)
+            reads, through BERT's pooler layer: `"cls"` the first token's final hidden state, as BERT; `"mean"` the
+            mean over the tokens the attention mask keeps (ModernBERT's option of the same name).
     """
 
     model_type = "eelbert"
@@ -85,6 +89,7 @@ class EELBertConfig(PreTrainedConfig):
             ("ngram_codebook_dim", is_int, "a positive integer"),
             ("ngram_codebook_buckets", lambda v: v == 0 or self.embedding_type not in TABLE_TYPES,
              f"0 with embedding_type={self.embedding_type!r}, which reads no n-gram ids"),
+            ("classifier_pooling", lambda v: v in POOLINGS, f"one of {POOLINGS}"),
             ("hidden_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("attention_probs_dropout_prob", lambda v: 0 <= v < 1, "in [0, 1)"),
             ("pad_token_id", lambda v: v is None or is_int(v, 0, self.vocab_size), f"in [0, vocab_size={self.vocab_size})"),

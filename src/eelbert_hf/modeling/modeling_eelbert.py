@@ -132,6 +132,25 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1])[None])
 
 
+class EELBertPooler(BertPooler):
+    """BERT's pooler (dense + tanh) over the first token, or with `classifier_pooling="mean"` over the mean of the
+    tokens the attention mask keeps; the same weights either way."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.mean = config.classifier_pooling == "mean"
+
+    def forward(self, hidden_states, attention_mask=None):
+        if not self.mean:
+            return super().forward(hidden_states)
+        if attention_mask is None:
+            pooled = hidden_states.mean(1)
+        else:  # a row with no kept token pools to zeros instead of 0 / 0
+            keep = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+            pooled = (hidden_states * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return self.activation(self.dense(pooled))
+
+
 class EELBertModel(EELBertPreTrainedModel, BertModel):
     """BERT encoder fed by EELBERT embeddings; `forward` is BertModel's, after the token-embedding step."""
 
@@ -141,7 +160,7 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
         super().__init__(config)
         self.embeddings = EELBertEmbeddings(config)
         self.encoder = BertEncoder(config)
-        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.pooler = EELBertPooler(config) if add_pooling_layer else None
         self.post_init()
 
     def get_input_embeddings(self):
@@ -152,6 +171,7 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
             raise ValueError(f"embedding_type={self.config.embedding_type!r} has no input-embedding table to replace")
         self.embeddings.word_embeddings = value
 
+    @can_return_tuple  # return_dict=False gives a tuple, as BertModel's
     def forward(self, input_ids=None, ngram_ids=None, attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, **kwargs):
         if inputs_embeds is None:
@@ -166,8 +186,12 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
             raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
         if attention_mask is not None and tuple(attention_mask.shape) != shape:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape {shape}")
-        return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
-                               position_ids=position_ids, inputs_embeds=inputs_embeds, **kwargs)
+        output = super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                 position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        if self.pooler is not None and self.pooler.mean and attention_mask is not None:
+            # BertModel calls the pooler without the mask; a mean must leave the padding out
+            output.pooler_output = self.pooler(output.last_hidden_state, attention_mask)
+        return output
 
 
 class EELBertForMaskedLM(EELBertPreTrainedModel):
