@@ -272,3 +272,17 @@ def test_train_tokenizer_then_pretrain_finetune_distill_and_export_on_it(tmp_pat
     exported = eelbert_hf.EELBertTokenizer.from_pretrained(hub_dir)
     texts = ["Здравствуй, мир — a gripping film 😀", "dull"]
     assert dict(exported(texts, padding=True)) == dict(tokenizer(texts, padding=True))
+
+
+def test_config_overrides_take_literals_and_bare_words():
+    """--config_overrides as run_mlm.py writes it: Python literals, or a bare word for a string field."""
+    from eelbert_hf.training import ModelArguments, build_config
+
+    config = build_config(ModelArguments(config_overrides="ngram_weight_buckets=0, hidden_dropout_prob=0.2,"
+                                                          "classifier_pooling=mean,embedding_type='table'"))
+    assert (config.ngram_weight_buckets, config.hidden_dropout_prob) == (0, 0.2)
+    assert (config.classifier_pooling, config.embedding_type) == ("mean", "table")
+    with pytest.raises(ValueError, match="no field 'pooling'"):
+        build_config(ModelArguments(config_overrides="pooling=mean"))
+    with pytest.raises(ValueError, match="classifier_pooling must be one of"):
+        build_config(ModelArguments(config_overrides="classifier_pooling=max"))

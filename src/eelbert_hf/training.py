@@ -159,7 +159,7 @@ class ModelArguments:
                 "Unigram; e.g. from `eelbert train-tokenizer`), wrapped with the model's n-gram fields; a new model "
                 "takes its vocab_size from it (default: the bundled bert-base-uncased vocabulary)"})
     config_overrides: str | None = field(default=None, metadata={
-        "help": "config fields to set, as in run_mlm.py: 'ngram_weight_buckets=0,hidden_dropout_prob=0.2'"})
+        "help": "config fields to set, as in run_mlm.py: 'ngram_weight_buckets=0,classifier_pooling=mean'"})
 
 
 @dataclass
@@ -198,7 +198,11 @@ def build_config(args: ModelArguments, **overrides) -> EELBertConfig:
         key, _, value = item.partition("=")
         if not hasattr(config, key.strip()):
             raise ValueError(f"--config_overrides: the config has no field {key.strip()!r}")
-        setattr(config, key.strip(), ast.literal_eval(value.strip()))
+        try:
+            value = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):  # a bare word, as in run_mlm.py: classifier_pooling=mean
+            value = value.strip()
+        setattr(config, key.strip(), value)
     config.check()
     return config
 
