@@ -200,6 +200,10 @@ STUDENTS = {
     "lowrank-130k": ("uno", {"embedding_type": "table"}, low_rank_table(4)),
     "lowrank-520k": ("uno", {"embedding_type": "table"}, low_rank_table(17)),
     "bert-tiny": ("tiny", {"embedding_type": "table"}, None),
+    # no extra bytes: the classifier reads the mean of the tokens' final states instead of [CLS]'s
+    "uno-mean": ("uno", {"classifier_pooling": "mean"}, None),
+    "codebook-130k-mean": ("uno", {"ngram_codebook_buckets": 16384, "ngram_codebook_dim": 8,
+                                   "classifier_pooling": "mean"}, None),
 }
 
 
