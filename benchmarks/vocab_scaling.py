@@ -808,7 +808,9 @@ def conclusions(r: dict) -> list[str]:
                      + ", ".join(f"{h['ngram_ids_per_gate_bucket']:.0f}" for _, h in hashes)
                      + f" (at {', '.join(v[4:] for v, _ in hashes)}).")
     lines.append("- One seed per cell: differences of a few points may be seed noise, which this budget did not "
-                 "measure.")
+                 "measure. The learning rate was chosen in the pilot on UNO and the twin only; EELBERT-tiny (two "
+                 "layers over the fixed embedding) was not piloted, and its uneven row across vocabularies says more "
+                 "about that rate than about the model.")
     if r["best_small"]:
         best = r["best_small"]
         lines.append(f"- The best model of at most 1.5 MB on validation is {MODEL_NAMES[best['model']]} on "
