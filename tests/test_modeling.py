@@ -153,6 +153,41 @@ def test_mean_pooling_reads_the_kept_tokens_only(tokenizer, batch):
             torch.testing.assert_close(mean(**alone).logits[0], mean(**batch).logits[i], rtol=1e-5, atol=1e-6)
 
 
+def test_mean_pooling_mask_is_per_call_and_per_thread(tokenizer, batch):
+    """BertModel.forward calls the pooler without the mask; EELBertModel hands it over for the length of its own call
+    only: the pooler called directly afterwards averages every token, and threads sharing one model each pool with
+    their own call's mask."""
+    import threading
+
+    torch.manual_seed(0)
+    model = EELBertForSequenceClassification(small_config(num_labels=2, classifier_pooling="mean")).eval()
+    lengths = batch["attention_mask"].sum(1).tolist()
+    alone = [{k: v[i : i + 1, :n] for k, v in batch.items()} for i, n in enumerate(lengths)]
+    with torch.no_grad():
+        expected = [model(**inputs).logits for inputs in [batch, *alone]]
+        hidden = model.bert(**batch).last_hidden_state
+        pooler = model.bert.pooler
+        torch.testing.assert_close(pooler(hidden), pooler.activation(pooler.dense(hidden.mean(1))))
+    results, errors = {}, []
+
+    def run(i, inputs):
+        try:
+            with torch.no_grad():
+                results[i] = [model(**inputs).logits for _ in range(20)]
+        except Exception as error:  # surfaced below: a thread's exception would otherwise be lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i, inputs)) for i, inputs in enumerate([batch, *alone])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for i, want in enumerate(expected):
+        for got in results[i]:
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
 def test_codebook_compiled_path_matches_eager():
     """The gather + index_add path (torch.compile, ONNX export) sums what embedding_bag sums."""
     module = DynamicNgramEmbeddings(small_config(ngram_codebook_buckets=16, ngram_codebook_dim=3))

@@ -6,6 +6,7 @@ Inputs are checked where they enter: a bad tensor is a TypeError/ValueError that
 """
 
 from collections import OrderedDict
+from contextvars import ContextVar
 
 import torch
 from torch import nn
@@ -132,9 +133,16 @@ class EELBertPreTrainedModel(BertPreTrainedModel):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1])[None])
 
 
+# BertModel.forward calls the pooler with the hidden states alone, and a mean must leave the padding out:
+# EELBertModel.forward puts the attention mask here for the length of its call. A context variable, so each thread
+# and each asyncio task sees only its own call's mask.
+_POOLING_MASK = ContextVar("eelbert_pooling_mask", default=None)
+
+
 class EELBertPooler(BertPooler):
     """BERT's pooler (dense + tanh) over the first token, or with `classifier_pooling="mean"` over the mean of the
-    tokens the attention mask keeps; the same weights either way."""
+    tokens the attention mask keeps (`attention_mask`, else the mask of the EELBertModel call under way, else
+    every token); the same weights either way."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -143,6 +151,8 @@ class EELBertPooler(BertPooler):
     def forward(self, hidden_states, attention_mask=None):
         if not self.mean:
             return super().forward(hidden_states)
+        if attention_mask is None:
+            attention_mask = _POOLING_MASK.get()
         if attention_mask is None:
             pooled = hidden_states.mean(1)
         else:  # a row with no kept token pools to zeros instead of 0 / 0
@@ -186,12 +196,15 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
             raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
         if attention_mask is not None and tuple(attention_mask.shape) != shape:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape {shape}")
-        output = super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
-                                 position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
-        if self.pooler is not None and self.pooler.mean and attention_mask is not None:
-            # BertModel calls the pooler without the mask; a mean must leave the padding out
-            output.pooler_output = self.pooler(output.last_hidden_state, attention_mask)
-        return output
+        if self.pooler is None or not self.pooler.mean:
+            return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                   position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        mask = _POOLING_MASK.set(attention_mask)  # for the pooler, which BertModel.forward calls without it
+        try:
+            return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                   position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
+        finally:
+            _POOLING_MASK.reset(mask)
 
 
 class EELBertForMaskedLM(EELBertPreTrainedModel):
