@@ -196,10 +196,7 @@ class EELBertModel(EELBertPreTrainedModel, BertModel):
             raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
         if attention_mask is not None and tuple(attention_mask.shape) != shape:
             raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} does not match the input shape {shape}")
-        if self.pooler is None or not self.pooler.mean:
-            return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
-                                   position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
-        mask = _POOLING_MASK.set(attention_mask)  # for the pooler, which BertModel.forward calls without it
+        mask = _POOLING_MASK.set(attention_mask)  # for a mean pooler, which BertModel.forward calls without it
         try:
             return super().forward(attention_mask=attention_mask, token_type_ids=token_type_ids,
                                    position_ids=position_ids, inputs_embeds=inputs_embeds, return_dict=True, **kwargs)
