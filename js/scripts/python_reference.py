@@ -6,7 +6,7 @@
     python python_reference.py rt FOLDER TEXTS.jsonl OUT.json [MAX_LENGTH]
         for each text of a .jsonl (text, label): input_ids and ngram_ids from the tokenizer saved in FOLDER (an
         `eelbert export --onnx --quantize` folder), and the float32 and int8 ONNX logits of that one text; plus
-        the batched accuracies of `eelbert export --eval-file`.
+        the batched accuracies of `eelbert export --eval-file` with the logits behind them.
     python python_reference.py families FOLDER TEXTS.json OUT.json
         a WordPiece, a byte-level BPE and a Unigram tokenizer trained on the bundled Brown sample, saved under
         FOLDER, and what each gives for every text of TEXTS.json.
@@ -55,8 +55,16 @@ def rt(folder: str, texts_path: str, out_path: str, max_length: int = 128) -> No
         })
     batched = {dtype: onnx_export.accuracy(session, tokenizer, texts_path, max_length=max_length)
                for dtype, session in sessions.items()}
+    # the logits behind those accuracies, batched and padded as onnx_export.accuracy does, for a per-text comparison
+    batch_size = 64
+    for start in range(0, len(rows), batch_size):
+        encoded = tokenizer([row["text"] for row in rows[start : start + batch_size]], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="np")
+        for dtype, session in sessions.items():
+            for row, logits in zip(texts[start : start + batch_size], onnx_export.run_onnx(session, encoded)):
+                row[f"{dtype}_batched"] = logits.tolist()
     with open(out_path, "w", encoding="utf-8") as f:
-        json.dump({"max_length": max_length, "batched_accuracy": batched, "texts": texts}, f)
+        json.dump({"max_length": max_length, "batch_size": batch_size, "batched_accuracy": batched, "texts": texts}, f)
 
 
 def families(folder: str, texts_path: str, out_path: str) -> None:

@@ -73,18 +73,42 @@ test("one text at a time, int8 accuracy equals Python's int8 accuracy", async ()
   assert.equal(jsCorrect, pyCorrect);
 });
 
-test("batched like eelbert export --eval-file (64 texts a batch, padded), float32 and int8 accuracies equal Python's", async () => {
-  const batchSize = 64;
+// Batched int8 logits depend on the batch (the activations' quantisation range covers the padded batch) and on the
+// CPU's int8 kernels, which differ between processors and onnxruntime builds. So a text may change side between
+// two int8 runtimes only where int8 itself cannot tell the classes apart: its margin is within the int8 error of
+// this very batch run (the largest |int8 - float32| logit difference over the validation texts).
+test("batched like eelbert export --eval-file (64 texts a batch, padded): float32 equals Python's, int8 differs only on ties", async () => {
+  const { batch_size: batchSize, texts } = reference;
+  const int8Error = Math.max(...texts.flatMap((row) => row.int8_batched.map((x, i) => Math.abs(x - row.fp32_batched[i]))));
   for (const dtype of ["fp32", "int8"]) {
     let correct = 0;
-    for (let start = 0; start < reference.texts.length; start += batchSize) {
-      const rows = reference.texts.slice(start, start + batchSize);
+    let pyCorrect = 0;
+    let maxDiff = 0;
+    const differ = [];
+    for (let start = 0; start < texts.length; start += batchSize) {
+      const rows = texts.slice(start, start + batchSize);
       const logits = await classifiers[dtype].logits(rows.map((row) => row.text), { maxLength: reference.max_length });
-      rows.forEach((row, i) => { correct += argmax(logits[i]) === row.label; });
+      rows.forEach((row, i) => {
+        const py = row[`${dtype}_batched`];
+        correct += argmax(logits[i]) === row.label;
+        pyCorrect += argmax(py) === row.label;
+        logits[i].forEach((x, j) => { maxDiff = Math.max(maxDiff, Math.abs(x - py[j])); });
+        if (argmax(logits[i]) !== argmax(py)) differ.push({ text: row.text, margin: Math.max(...py) - Math.min(...py) });
+      });
     }
-    const accuracy = correct / reference.texts.length;
-    console.log(`${dtype} batched accuracy: JS ${accuracy.toFixed(4)}, Python ${reference.batched_accuracy[dtype].toFixed(4)}`);
-    assert.equal(accuracy, reference.batched_accuracy[dtype]);
+    const accuracy = correct / texts.length;
+    console.log(`${dtype} batched accuracy: JS ${accuracy.toFixed(4)}, Python ${reference.batched_accuracy[dtype].toFixed(4)}; ` +
+      `max |JS - Python| logit ${maxDiff.toExponential(2)}, ${differ.length} predictions differ` +
+      (dtype === "int8" ? ` (int8 error of the run ${int8Error.toExponential(2)})` : ""));
+    // the per-text logits are the ones behind eelbert export --eval-file's accuracy
+    assert.equal(pyCorrect / texts.length, reference.batched_accuracy[dtype]);
+    if (dtype === "fp32") {
+      assert.ok(maxDiff <= FP32_TOLERANCE, `max difference ${maxDiff}`);
+      assert.deepEqual(differ, []);
+      assert.equal(accuracy, reference.batched_accuracy.fp32);
+    } else {
+      assert.deepEqual(differ.filter((d) => d.margin > int8Error), [], `int8 error ${int8Error}`);
+    }
   }
 });
 

@@ -2,7 +2,8 @@
 
 Each n-gram id becomes a vector in [-1, 1]^d by a seeded integer hash of (id, dimension); a token's embedding is the
 (gated) mean of its n-gram vectors, so no vocab_size x hidden_size table is stored. Every step is exact integer
-arithmetic or one correctly rounded float32 operation, so torch on CPU or GPU, autocast and ONNX agree bit for bit:
+arithmetic or one correctly rounded float32 operation, so torch on CPU or GPU, autocast and ONNX agree bit for bit
+(learned gates: float64 sums rounded once, within 1e-6):
 - ``x = (a_j * id + b_j) mod P`` with P = 2**31 - 1 in int64: products stay below 2**62;
 - the value is the odd integer ``2 * (x mod 2**17) - (2**17 - 1)``; a token sums at most 128 of them, so
   |sum| < 2**24 and float32 adds them exactly in any order;
@@ -15,6 +16,15 @@ import torch
 from torch import nn
 
 from .ngram_hashing import HASH_PRIME, VALUE_SCALE, hash_constants
+
+
+def _row_sums(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Sums of consecutive runs of rows: ``values`` (N, d) holds ``counts[0]`` rows of token 0, then ``counts[1]``
+    of token 1, ...; -> (T, d). Differences of a running sum, so the graph has no ScatterND with reduction=add,
+    which onnxruntime's multi-threaded CPU kernel can compute with lost updates (a wrong, changing sum)."""
+    running = torch.cat([values.new_zeros(1, values.shape[1]), values.cumsum(0)])  # (N + 1, d)
+    ends = counts.cumsum(0)  # (T,): one past each token's last row
+    return running.index_select(0, ends) - running.index_select(0, ends - counts)
 
 
 class DynamicNgramEmbeddings(nn.Module):
@@ -73,11 +83,11 @@ class DynamicNgramEmbeddings(nn.Module):
         self.clear_cache()  # .to(device), .half(), .cuda(), ...: stored tensors would sit on the old device
         return super()._apply(fn, recurse)
 
-    def ngram_values(self, ids: torch.Tensor) -> torch.Tensor:
+    def ngram_values(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Integer vectors ``2 * ((a_j * id + b_j) mod P mod 2**17) - (2**17 - 1)``, zeros for id 0: (U,) -> (U, d)."""
         x = torch.remainder(ids[:, None] * self.hash_a + self.hash_b, HASH_PRIME)  # (U, 1) * (d,) -> (U, d)
-        values = (2 * (x & VALUE_SCALE) - VALUE_SCALE).to(torch.float32)  # x >= 0: x & (2**17 - 1) == x mod 2**17
-        return values.masked_fill((ids == 0)[:, None], 0.0)  # +0.0, never -0.0
+        values = (2 * (x & VALUE_SCALE) - VALUE_SCALE).to(dtype)  # x >= 0: x & (2**17 - 1) == x mod 2**17
+        return values.masked_fill((ids == 0)[:, None], 0)  # +0.0, never -0.0
 
     def reference(self, ngram_ids: torch.Tensor) -> torch.Tensor:
         """The embedding computed from the spec: (..., K) -> (..., d). Each distinct n-gram id is hashed once.
@@ -89,19 +99,28 @@ class DynamicNgramEmbeddings(nn.Module):
         compiling, filled = torch.compiler.is_compiling(), flat != 0
         rows, slots = filled.nonzero(as_tuple=True) if compiling else (None, None)  # (N,), (N,)
         unique_ids, inverse = torch.unique(flat[rows, slots] if compiling else flat, return_inverse=True)
-        values = self.ngram_values(unique_ids)  # (U, d)
+        # Integer sums are exact, so their bits do not depend on the order of the summands: in float32 (below
+        # 2**24) or int64 (the graph's running sum). Gated values are summed in float64 and rounded once to float32,
+        # so two summation orders agree within that one rounding (MPS has no float64: there the gated sums round).
+        wide = torch.float32 if unique_ids.device.type == "mps" else torch.float64
+        dtype = wide if self.weight_buckets else torch.int64 if compiling else torch.float32
+        values = self.ngram_values(unique_ids, dtype)  # (U, d)
         if self.weight_buckets:  # learned gates: (U,) weights, exactly 1.0 while untrained
-            values = values * (1.0 + self.gate_scale * self.bucket_weights[unique_ids % self.weight_buckets])[:, None]
-        if compiling:  # Gather + ScatterND add: each row summed in slot order, as embedding_bag does (same bits)
-            sums = values.new_zeros(flat.shape[0], values.shape[1]).index_add_(0, rows, values.index_select(0, inverse))
+            gates = 1.0 + self.gate_scale * self.bucket_weights[unique_ids % self.weight_buckets]
+            values = values * gates.to(dtype)[:, None]
+        counts = filled.sum(dim=1, keepdim=True)  # (T, 1)
+        if compiling:
+            sums = _row_sums(values.index_select(0, inverse), counts.squeeze(1))
         else:
-            sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d); exact when unweighted
-        counts = filled.sum(dim=1, keepdim=True).clamp(min=1)  # a token with no n-gram gets zeros
-        embeddings = sums / (counts * VALUE_SCALE).to(torch.float32)
+            sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d)
+        # float32, or float64 where the gates are (a module moved with .double())
+        out = torch.promote_types(torch.float32, self.bucket_weights.dtype) if self.weight_buckets else torch.float32
+        sums, counts = sums.to(out), counts.clamp(min=1)  # a token with no n-gram gets zeros
+        embeddings = sums / (counts * VALUE_SCALE).to(out)
         if self.codebook_buckets:  # + the mean of the n-grams' codebook rows, mapped to d
             if compiling:  # (N, k) rows of the non-empty slots, summed per token as above
                 rows_k = self.codebook.index_select(0, flat[rows, slots] % self.codebook_buckets)
-                codes = rows_k.new_zeros(flat.shape[0], rows_k.shape[1]).index_add_(0, rows, rows_k)
+                codes = _row_sums(rows_k.to(wide), filled.sum(dim=1)).to(rows_k.dtype)  # wide: a running sum
             else:  # empty slots weigh 0: (T, K) -> (T, k)
                 codes = nn.functional.embedding_bag(flat % self.codebook_buckets, self.codebook, mode="sum",
                                                     per_sample_weights=filled.to(self.codebook.dtype))
