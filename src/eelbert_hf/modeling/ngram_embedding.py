@@ -19,12 +19,17 @@ from .ngram_hashing import HASH_PRIME, VALUE_SCALE, hash_constants
 
 
 def _row_sums(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-    """Sums of consecutive runs of rows: ``values`` (N, d) holds ``counts[0]`` rows of token 0, then ``counts[1]``
-    of token 1, ...; -> (T, d). Differences of a running sum, so the graph has no ScatterND with reduction=add,
-    which onnxruntime's multi-threaded CPU kernel can compute with lost updates (a wrong, changing sum)."""
-    running = torch.cat([values.new_zeros(1, values.shape[1]), values.cumsum(0)])  # (N + 1, d)
-    ends = counts.cumsum(0)  # (T,): one past each token's last row
-    return running.index_select(0, ends) - running.index_select(0, ends - counts)
+    """Sums of consecutive runs of rows: ``values`` (N + 1, d) holds ``counts[0]`` rows of token 0, then
+    ``counts[1]`` of token 1, ..., then a row of zeros; -> (T, d). Differences of a running sum, so the graph has no
+    ScatterND with reduction=add, which onnxruntime's multi-threaded CPU kernel can compute with lost updates
+    (a wrong sum that changes from run to run)."""
+    running = values.cumsum(0)  # running[i] = values[0] + ... + values[i]
+    ends = counts.cumsum(0)  # (T,): one past each token's last row; a token with no rows starts at its end
+    first = ends - counts  # <= N: the zero row is there for a token with no rows at the end
+    # values[first] + ... + values[end - 1]; a token with no rows gets zeros (not a float rounding of 0)
+    sums = running.index_select(0, (ends - 1).clamp(min=0)) - running.index_select(0, first) \
+        + values.index_select(0, first)
+    return sums * (counts > 0).to(sums.dtype)[:, None]
 
 
 class DynamicNgramEmbeddings(nn.Module):
@@ -109,8 +114,10 @@ class DynamicNgramEmbeddings(nn.Module):
             gates = 1.0 + self.gate_scale * self.bucket_weights[unique_ids % self.weight_buckets]
             values = values * gates.to(dtype)[:, None]
         counts = filled.sum(dim=1, keepdim=True)  # (T, 1)
-        if compiling:
-            sums = _row_sums(values.index_select(0, inverse), counts.squeeze(1))
+        if compiling:  # the slots' values, then a zero row
+            slot_values = torch.cat([values, values.new_zeros(1, values.shape[1])]).index_select(
+                0, torch.cat([inverse, inverse.new_full((1,), values.shape[0])]))
+            sums = _row_sums(slot_values, counts.squeeze(1))
         else:
             sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d)
         # float32, or float64 where the gates are (a module moved with .double())
@@ -119,8 +126,9 @@ class DynamicNgramEmbeddings(nn.Module):
         embeddings = sums / (counts * VALUE_SCALE).to(out)
         if self.codebook_buckets:  # + the mean of the n-grams' codebook rows, mapped to d
             if compiling:  # (N, k) rows of the non-empty slots, summed per token as above
-                rows_k = self.codebook.index_select(0, flat[rows, slots] % self.codebook_buckets)
-                codes = _row_sums(rows_k.to(wide), filled.sum(dim=1)).to(rows_k.dtype)  # wide: a running sum
+                rows_k = self.codebook.index_select(0, flat[rows, slots] % self.codebook_buckets).to(wide)
+                rows_k = torch.cat([rows_k, rows_k.new_zeros(1, rows_k.shape[1])])  # wide: a running sum
+                codes = _row_sums(rows_k, filled.sum(dim=1)).to(self.codebook.dtype)
             else:  # empty slots weigh 0: (T, K) -> (T, k)
                 codes = nn.functional.embedding_bag(flat % self.codebook_buckets, self.codebook, mode="sum",
                                                     per_sample_weights=filled.to(self.codebook.dtype))
