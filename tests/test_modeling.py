@@ -188,15 +188,21 @@ def test_mean_pooling_mask_is_per_call_and_per_thread(tokenizer, batch):
             torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
-def test_codebook_compiled_path_matches_eager():
-    """The gather + index_add path (torch.compile, ONNX export) sums what embedding_bag sums."""
-    module = DynamicNgramEmbeddings(small_config(ngram_codebook_buckets=16, ngram_codebook_dim=3))
+@pytest.mark.parametrize("fields", [{}, {"ngram_weight_buckets": 8}, {"ngram_codebook_buckets": 16, "ngram_codebook_dim": 3}],
+                         ids=["spec", "gates", "codebook"])
+def test_compiled_path_matches_eager(fields):
+    """The gather + running-sum path (torch.compile, ONNX export) sums what embedding_bag sums: the spec's integer
+    sums bit for bit, learned values within a float32 rounding; tokens without n-grams first, between and last."""
+    module = DynamicNgramEmbeddings(small_config(**fields))
     torch.manual_seed(0)
     with torch.no_grad():
-        module.codebook.normal_(), module.codebook_map.normal_()
-    ids = torch.tensor([[[5, 21, 9, 0], [0, 0, 0, 0], [2**31 - 2, 1, 0, 0]]])
+        for tensor in module.learned_tensors():
+            tensor.normal_(0.0, 0.01 if tensor is getattr(module, "bucket_weights", None) else 1.0)
+    ids = torch.tensor([[[0, 0, 0, 0], [5, 21, 9, 0], [0, 0, 0, 0], [2**31 - 2, 1, 0, 0], [0, 0, 0, 0]]])
     compiled = torch.compile(module.reference, backend="eager", fullgraph=True)
-    torch.testing.assert_close(compiled(ids), module.reference(ids), rtol=1e-6, atol=1e-6)
+    tolerance = 1e-6 if fields else 0.0
+    torch.testing.assert_close(compiled(ids), module.reference(ids), rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(compiled(torch.zeros_like(ids)), torch.zeros(1, 5, module.hidden_size), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("scale", [300.0, 7.5])
