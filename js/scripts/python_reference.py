@@ -38,7 +38,11 @@ def ngrams(strings_path: str, out_path: str) -> None:
 
 
 def rt(folder: str, texts_path: str, out_path: str, max_length: int = 128) -> None:
+    from transformers.utils.logging import disable_progress_bar
+
     from eelbert_hf.packaging import onnx_export
+
+    disable_progress_bar()  # the accuracy's bar would land in node's test output
 
     tokenizer = EELBertTokenizer.from_pretrained(folder)
     with open(texts_path, encoding="utf-8") as f:
