@@ -117,18 +117,19 @@ class DynamicNgramEmbeddings(nn.Module):
         if compiling:  # the slots' values, then a zero row
             slot_values = torch.cat([values, values.new_zeros(1, values.shape[1])]).index_select(
                 0, torch.cat([inverse, inverse.new_full((1,), values.shape[0])]))
-            sums = _row_sums(slot_values, counts.squeeze(1))
+            sums = _row_sums(slot_values, counts[:, 0])
         else:
             sums = nn.functional.embedding_bag(inverse, values, mode="sum")  # (T, K) -> (T, d)
         # float32, or float64 where the gates are (a module moved with .double())
         out = torch.promote_types(torch.float32, self.bucket_weights.dtype) if self.weight_buckets else torch.float32
+        filled_counts = counts[:, 0]  # (T,), before the clamp: the codebook's running sum below needs the zeros
         sums, counts = sums.to(out), counts.clamp(min=1)  # a token with no n-gram gets zeros
         embeddings = sums / (counts * VALUE_SCALE).to(out)
         if self.codebook_buckets:  # + the mean of the n-grams' codebook rows, mapped to d
             if compiling:  # (N, k) rows of the non-empty slots, summed per token as above
                 rows_k = self.codebook.index_select(0, flat[rows, slots] % self.codebook_buckets).to(wide)
                 rows_k = torch.cat([rows_k, rows_k.new_zeros(1, rows_k.shape[1])])  # wide: a running sum
-                codes = _row_sums(rows_k, filled.sum(dim=1)).to(self.codebook.dtype)
+                codes = _row_sums(rows_k, filled_counts).to(self.codebook.dtype)
             else:  # empty slots weigh 0: (T, K) -> (T, k)
                 codes = nn.functional.embedding_bag(flat % self.codebook_buckets, self.codebook, mode="sum",
                                                     per_sample_weights=filled.to(self.codebook.dtype))
