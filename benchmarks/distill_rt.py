@@ -12,7 +12,8 @@
    teacher_logits).
 3. Students (`uno`, `tiny`, `bert-tiny`) distilled from that file with `eelbert distill --teacher_column
    teacher_logits`, one process per run, `--jobs` at a time, one thread each; the best validation epoch is
-   kept (as in docs/results.md). `results.json` holds every run; the table is printed at the end.
+   kept (as in docs/results.md). `results.json` holds every run; the table is printed at the end. With
+   `--pairs`, every two seeds of one recipe also answer together (mean log-probabilities; twice the bytes).
 
 All choices were made on the validation split; the test split is not used.
 """
@@ -141,6 +142,44 @@ def teacher_fit(folder, transfer_file, rt, sample=5000):
     return {"agreement_transfer": fit, "validation_accuracy": accuracy}
 
 
+def validation_log_probs(folder, rt):
+    """A student's log-probabilities on the validation split, (reviews, classes)."""
+    import torch
+
+    from eelbert_hf.loading import load_classifier
+
+    classifier = load_classifier(folder)
+    texts = [r["text"] for r in read_jsonl(os.path.join(rt, "validation.jsonl"))]
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(texts), 256):
+            batch = classifier.tokenizer(texts[start : start + 256], padding=True, truncation=True, max_length=128,
+                                         return_tensors="pt")
+            out.append(torch.log_softmax(classifier.model(**batch).logits.float(), -1))
+    return torch.cat(out).numpy()
+
+
+def pair_accuracies(runs, output_dir, rt):
+    """For each group of runs (one recipe, several seeds): the validation accuracy of every two of its students
+    answering together (the mean of their log-probabilities), the students' bytes added up."""
+    import itertools
+
+    gold = np.array([r["label"] for r in read_jsonl(os.path.join(rt, "validation.jsonl"))])
+    groups, found = {}, {}
+    for name in runs:
+        groups.setdefault(name.rsplit("-s", 1)[0], []).append(name)
+    for group, names in sorted(groups.items()):
+        if len(names) < 2:
+            continue
+        scores = {name: validation_log_probs(os.path.join(output_dir, name), rt) for name in sorted(names)}
+        for first, second in itertools.combinations(sorted(names), 2):
+            both = float(((scores[first] + scores[second]).argmax(-1) == gold).mean())
+            size = sum(os.path.getsize(os.path.join(output_dir, n, "model.safetensors")) for n in (first, second))
+            found[f"{first} + {second.rsplit('-s', 1)[1]}"] = {"accuracy": both, "model_bytes": size}
+            print(f"{first} with seed {second.rsplit('-s', 1)[1]}: {both:.4f} RT validation, {size / 1e6:.2f} MB")
+    return found
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", required=True)
@@ -155,6 +194,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fit", action="store_true", help="also measure each finished student's agreement with "
                         "the teacher on the transfer set (what bounds it: capacity or teacher)")
+    parser.add_argument("--pairs", action="store_true", help="also score every two seeds of a recipe answering "
+                        "together (the mean of their log-probabilities) on the validation split")
     parser.add_argument("--extra", default="", help="more `eelbert distill` flags for the students, e.g. "
                         "'--learning_rate 1e-3'; they name the runs too")
     args = parser.parse_args(argv)
@@ -219,6 +260,11 @@ def main(argv=None):
             if "agreement_transfer" not in run and os.path.isdir(folder):
                 run.update(teacher_fit(folder, transfer_file, args.rt))
                 print(f"{name}: agrees with the teacher on {run['agreement_transfer']:.1%} of the transfer set")
+        json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
+
+    if args.pairs:
+        results["pairs"] = pair_accuracies([n for n in results["runs"] if os.path.isdir(os.path.join(
+            args.output_dir, n))], args.output_dir, args.rt)
         json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
 
     groups = {}
