@@ -825,12 +825,12 @@ def longer_lines(r: dict) -> list[str]:
             changes.append(f"{MODEL_NAMES[model]} " + ", ".join(
                 f"{round(100 * (row['test_accuracy'] - row['study_test_accuracy']), 1) + 0.0:+.1f} at {row['vocab'][4:]}"
                 for row in rows))
-    rare = {v: x["test_tokens_rare_in_training"] for v, x in r["vocabularies"].items()}
+    vocabs = [v for v in BPE_SIZES if any(row["vocab"] == v for row in longer["runs"])]
+    rare = ", ".join(f"{_pct(r['vocabularies'][v]['test_tokens_rare_in_training'])} at {v[4:]}" for v in vocabs)
     lines += ["", "Twice the steps changed test accuracy by (points): " + "; ".join(changes) + ". A table row learns "
               "only from its own token's occurrences, and at the larger vocabulary more test tokens are rare in "
-              "training (" + ", ".join(f"{_pct(rare[v])} at {v[4:]}" for v in sorted({row['vocab'] for row in
-              longer['runs']}, key=list(BPE_SIZES).index) if v in rare) + " seen fewer than 5 times); UNO's "
-              "n-grams are shared by every token that contains them. One seed per cell, as in the study."]
+              f"training ({rare} seen fewer than 5 times); UNO's n-grams are shared by every token that contains "
+              "them. One seed per cell, as in the study."]
     return lines
 
 
