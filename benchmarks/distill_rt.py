@@ -180,6 +180,19 @@ def pair_accuracies(runs, output_dir, rt):
     return found
 
 
+def save_results(results, path):
+    """Write `results`, keeping the runs that another process (another student list on the same output folder)
+    saved there meanwhile."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            on_disk = json.load(f)
+        results["runs"] = {**on_disk.get("runs", {}), **results["runs"]}
+    part = f"{path}.{os.getpid()}.part"
+    with open(part, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    os.replace(part, path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", required=True)
@@ -220,7 +233,7 @@ def main(argv=None):
         results.setdefault("transfer", {})[os.path.basename(transfer_file)] = {
             "examples": len(transfer), "teacher": args.teacher, "seconds": round(time.time() - started, 1)}
         transfer.rename_column("labels", "label").to_json(transfer_file)
-        json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
+        save_results(results, results_file)
         print(f"transfer set: {len(transfer)} examples -> {transfer_file}")
 
     pending = []
@@ -251,7 +264,7 @@ def main(argv=None):
                 continue
             results["runs"][name] = {"student": student, "seed": seed, "accuracy": best_accuracy(folder),
                                      "wall_s": round(time.time() - started, 1)}
-            json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
+            save_results(results, results_file)
             print(f"{name}: {results['runs'][name]['accuracy']:.4f} ({results['runs'][name]['wall_s']:.0f} s)")
 
     if args.fit:
@@ -260,12 +273,12 @@ def main(argv=None):
             if "agreement_transfer" not in run and os.path.isdir(folder):
                 run.update(teacher_fit(folder, transfer_file, args.rt))
                 print(f"{name}: agrees with the teacher on {run['agreement_transfer']:.1%} of the transfer set")
-        json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
+        save_results(results, results_file)
 
     if args.pairs:
         results["pairs"] = pair_accuracies([n for n in results["runs"] if os.path.isdir(os.path.join(
             args.output_dir, n))], args.output_dir, args.rt)
-        json.dump(results, open(results_file, "w", encoding="utf-8"), indent=1)
+        save_results(results, results_file)
 
     groups = {}
     for name, run in results["runs"].items():
