@@ -113,50 +113,40 @@ def teachers(rt, out, which):
     return found[which], accuracy
 
 
-def teacher_fit(folder, transfer_file, rt, sample=5000):
-    """How closely a distilled student follows its teacher: agreement with the teacher's class on a sample of
-    the transfer set (what it was trained on), and the student's accuracy on the validation split."""
-    import random
-
-    import torch
-
-    from eelbert_hf.loading import load_classifier
-
-    transfer = read_jsonl(transfer_file)
-    transfer = random.Random(0).sample(transfer, min(sample, len(transfer)))
-    valid = read_jsonl(os.path.join(rt, "validation.jsonl"))
-    classifier = load_classifier(folder)
-    model, tokenizer = classifier.model, classifier.tokenizer
-
-    @torch.no_grad()
-    def predict(texts):
-        out = []
-        for start in range(0, len(texts), 256):
-            batch = tokenizer(texts[start : start + 256], padding=True, truncation=True, max_length=128,
-                              return_tensors="pt")
-            out += model(**batch).logits.argmax(-1).tolist()
-        return np.array(out)
-
-    fit = float((predict([r["text"] for r in transfer]) == np.argmax([r["teacher_logits"] for r in transfer], -1)).mean())
-    accuracy = float((predict([r["text"] for r in valid]) == np.array([r["label"] for r in valid])).mean())
-    return {"agreement_transfer": fit, "validation_accuracy": accuracy}
-
-
-def validation_log_probs(folder, rt):
-    """A student's log-probabilities on the validation split, (reviews, classes)."""
+def student_logits(folder, texts):
+    """A saved student's logits for `texts`, (texts, classes)."""
     import torch
 
     from eelbert_hf.loading import load_classifier
 
     classifier = load_classifier(folder)
-    texts = [r["text"] for r in read_jsonl(os.path.join(rt, "validation.jsonl"))]
     out = []
     with torch.no_grad():
         for start in range(0, len(texts), 256):
             batch = classifier.tokenizer(texts[start : start + 256], padding=True, truncation=True, max_length=128,
                                          return_tensors="pt")
-            out.append(torch.log_softmax(classifier.model(**batch).logits.float(), -1))
+            out.append(classifier.model(**batch).logits.float())
     return torch.cat(out).numpy()
+
+
+def teacher_fit(folder, transfer_file, rt, sample=5000):
+    """How closely a distilled student follows its teacher: agreement with the teacher's class on a sample of
+    the transfer set (what it was trained on), and the student's accuracy on the validation split."""
+    import random
+
+    transfer = read_jsonl(transfer_file)
+    transfer = random.Random(0).sample(transfer, min(sample, len(transfer)))
+    valid = read_jsonl(os.path.join(rt, "validation.jsonl"))
+    fit = float((student_logits(folder, [r["text"] for r in transfer]).argmax(-1)
+                 == np.argmax([r["teacher_logits"] for r in transfer], -1)).mean())
+    accuracy = float((student_logits(folder, [r["text"] for r in valid]).argmax(-1)
+                      == np.array([r["label"] for r in valid])).mean())
+    return {"agreement_transfer": fit, "validation_accuracy": accuracy}
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
 def pair_accuracies(runs, output_dir, rt):
@@ -171,7 +161,8 @@ def pair_accuracies(runs, output_dir, rt):
     for group, names in sorted(groups.items()):
         if len(names) < 2:
             continue
-        scores = {name: validation_log_probs(os.path.join(output_dir, name), rt) for name in sorted(names)}
+        texts = [r["text"] for r in read_jsonl(os.path.join(rt, "validation.jsonl"))]
+        scores = {name: log_softmax(student_logits(os.path.join(output_dir, name), texts)) for name in sorted(names)}
         for first, second in itertools.combinations(sorted(names), 2):
             both = float(((scores[first] + scores[second]).argmax(-1) == gold).mean())
             size = sum(os.path.getsize(os.path.join(output_dir, n, "model.safetensors")) for n in (first, second))

@@ -776,17 +776,15 @@ def render(report: dict) -> str:
                      f"({_kb(z['uno_8k'])} and {_kb(z['uno_250k'])}); the twin's grows {z['twin_growth']:.1f}x "
                      f"({_kb(z['twin_8k'])} → {_kb(z['twin_250k'])}; the issue expected ~30x: here the twin's "
                      f"non-table part is larger, with a {r['languages']}-way classifier and 512 positions).")
-    for key, label in (("accuracy_bpe-32k", "at 32k"), ("accuracy_bpe-250k", "at 250k")):
-        if key in t:
-            a = t[key]
-            lines.append(f"- UNO {a['goal']} of the twin {label}: **{'met' if a['met'] else 'not met'}** (UNO "
-                         f"{_pct(a['uno'])}, twin {_pct(a['twin'])}, difference {100 * a['difference']:+.1f} points).")
     longer = r.get("longer") or {}
-    for key, label in (("accuracy_bpe-32k", "at 32k"), ("accuracy_bpe-250k", "at 250k")):
-        if key in longer.get("targets", {}):
-            a = longer["targets"][key]
-            lines.append(f"- The same {label}, both trained {longer['steps']:,} steps: **{'met' if a['met'] else 'not met'}** "
-                         f"(UNO {_pct(a['uno'])}, twin {_pct(a['twin'])}, difference {100 * a['difference']:+.1f} points).")
+    for targets, what in ((t, "UNO {goal} of the twin {label}"),
+                          (longer.get("targets", {}), "The same {label}, both trained {steps:,} steps")):
+        for key, label in (("accuracy_bpe-32k", "at 32k"), ("accuracy_bpe-250k", "at 250k")):
+            if key in targets:
+                a = targets[key]
+                lines.append(f"- {what.format(goal=a['goal'], label=label, steps=longer.get('steps', 0))}: "
+                             f"**{'met' if a['met'] else 'not met'}** (UNO {_pct(a['uno'])}, twin {_pct(a['twin'])}, "
+                             f"difference {100 * a['difference']:+.1f} points).")
     if "export" in r:
         e = r["export"]
         lines += ["", "## The exported language identifier", "",
