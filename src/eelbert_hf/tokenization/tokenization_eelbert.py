@@ -208,13 +208,15 @@ class EELBertTokenizer(TokenizersBackend):
             return self._ngram_rows_of(ids)
 
     def _ngram_rows_of(self, ids: np.ndarray) -> np.ndarray:
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self._ngram_slot)):  # first use, or tokens were added
+        # Both ends in one pass: a negative id read as unsigned is above any length.
+        if ids.size and ids.view(np.uint64).max() >= len(self._ngram_slot):  # first use, tokens added, or bad ids
             size = len(self)  # only here: with tokenizers < 0.23.1, len() rebuilds the whole vocabulary
             if ids.min() < 0 or ids.max() >= size:
                 raise ValueError(f"token ids must lie in [0, {size}), got [{ids.min()}, {ids.max()}]")
             self._ngram_slot = np.concatenate([self._ngram_slot, np.full(size - len(self._ngram_slot), -1)])
-        todo = sorted(set(ids[self._ngram_slot[ids] < 0].tolist()))  # not seen yet (np.unique imports numpy.ma)
-        if todo:
+        slots = self._ngram_slot[ids]
+        if ids.size and slots.min() < 0:  # tokens not seen yet (np.unique would import numpy.ma)
+            todo = sorted(set(ids[slots < 0].tolist()))
             start, stop, special = self._ngram_rows, self._ngram_rows + len(todo), set(self.all_special_tokens)
             if stop > len(self._ngram_table):  # grow by doubling
                 grown = np.zeros((max(stop, 2 * len(self._ngram_table), 256), self.max_ngrams_per_token), np.int64)
@@ -223,7 +225,8 @@ class EELBertTokenizer(TokenizersBackend):
                 ngram_ids = self.token_ngram_ids(token, atom=token in special)
                 row[: len(ngram_ids)] = ngram_ids
             self._ngram_slot[todo], self._ngram_rows = np.arange(start, stop), stop
-        return self._ngram_table[self._ngram_slot[ids]]
+            slots = self._ngram_slot[ids]
+        return self._ngram_table[slots]
 
     def _with_ngram_ids(self, batch):
         """Set `batch["ngram_ids"]` from `batch["input_ids"]`, in the same container type."""
