@@ -154,14 +154,14 @@ def pair_accuracies(runs, output_dir, rt):
     answering together (the mean of their log-probabilities), the students' bytes added up."""
     import itertools
 
-    gold = np.array([r["label"] for r in read_jsonl(os.path.join(rt, "validation.jsonl"))])
+    valid = read_jsonl(os.path.join(rt, "validation.jsonl"))
+    gold, texts = np.array([r["label"] for r in valid]), [r["text"] for r in valid]
     groups, found = {}, {}
     for name in runs:
         groups.setdefault(name.rsplit("-s", 1)[0], []).append(name)
     for group, names in sorted(groups.items()):
         if len(names) < 2:
             continue
-        texts = [r["text"] for r in read_jsonl(os.path.join(rt, "validation.jsonl"))]
         scores = {name: log_softmax(student_logits(os.path.join(output_dir, name), texts)) for name in sorted(names)}
         for first, second in itertools.combinations(sorted(names), 2):
             both = float(((scores[first] + scores[second]).argmax(-1) == gold).mean())
