@@ -16,7 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, pipeline
 from conftest import BASE_FORMATS, SENTENCES, small_config
 from eelbert_hf import EELBertForMaskedLM, EELBertForSequenceClassification, EELBertModel, EELBertTokenizer
 from eelbert_hf.packaging.hub import save_hub_folder
-from eelbert_hf.loading import BUNDLED_CLASSIFIER, check_compatible
+from eelbert_hf.loading import BUNDLED_CLASSIFIER, check_compatible, load_checkpoint
 from eelbert_hf.modeling.ngram_hashing import MAX_NGRAM_ID, token_ngram_ids
 
 WIDTH = 48
@@ -205,11 +205,13 @@ def test_hostile_texts_through_mlm_and_pipeline(tokenizer):
     assert math.isfinite(out.loss.item()) and torch.isfinite(out.logits).all()
     # the trained bundled classifier: confident answers that differ from text to text, so a pipeline that lost or
     # mixed up its inputs shows
-    trained = EELBertForSequenceClassification.from_pretrained(BUNDLED_CLASSIFIER).eval()
+    trained, trained_tokenizer = load_checkpoint(BUNDLED_CLASSIFIER)  # with its own n-gram fields (1-4-grams)
+    trained.eval()
     texts = list(HOSTILE_TEXTS.values())
-    results = pipeline("text-classification", model=trained, tokenizer=tokenizer)(texts, truncation=True)
+    results = pipeline("text-classification", model=trained, tokenizer=trained_tokenizer)(texts, truncation=True)
     with torch.no_grad():  # the classifier's own answer for the same (truncated) texts
-        probabilities = trained(**tokenizer(texts, padding=True, truncation=True, return_tensors="pt")).logits.softmax(-1)
+        encoded = trained_tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+        probabilities = trained(**encoded).logits.softmax(-1)
     assert [r["label"] for r in results] == [trained.config.id2label[i] for i in probabilities.argmax(-1).tolist()]
     assert [r["score"] for r in results] == pytest.approx(probabilities.max(-1).values.tolist(), abs=1e-5)
 
